@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// The one entry into the transformer that every front end (tsc plugin, rollup plugin, CLI, register hook)
+// goes through, so that all four produce byte-identical code for the same input.
+import { Project, ts } from 'ts-morph';
+
+export interface PullbackDiagnostic {
+  file: string;
+  /** 1-based line and column of the offending node. */
+  line: number;
+  column: number;
+  /** 0-based character offset and length in the original text, for tools that want spans. */
+  start: number;
+  length: number;
+  category: 'error' | 'warning';
+  message: string;
+}
+
+export interface TransformResult {
+  /** TypeScript text of the module with every marked function's adjoint and its registration appended. */
+  code: string;
+  /** True when the file had at least one marked function (otherwise `code` is the input text). */
+  changed: boolean;
+  diagnostics: PullbackDiagnostic[];
+  /** Readable text of the generated adjoints only (what `--emit-adjoint` writes and `adjointSource` returns). */
+  adjointSource: string;
+}
+
+export interface CompilerOptions {
+  /** Lower scalar adjoints to WebAssembly (issue: Wasm lowering). Default true where supported. */
+  wasm?: boolean;
+  /** A tsconfig to resolve imports and types with; without one, defaults suited to ES modules are used. */
+  tsConfigFilePath?: string;
+}
+
+export interface Compiler {
+  readonly project: Project;
+  /** Transforms one file. `text` overrides what is on disk (a bundler or loader passes what it read). */
+  transform(fileName: string, text?: string): TransformResult;
+}
+
+/** `file:line:col: message`, the format every front end prints. */
+export function formatDiagnostic(d: PullbackDiagnostic): string {
+  return `${d.file}:${d.line}:${d.column}: ${d.category === 'warning' ? 'warning: ' : ''}${d.message}`;
+}
+
+/** Thrown by front ends that cannot report diagnostics any other way (CLI, rollup, register hook). */
+export class PullbackCompileError extends Error {
+  constructor(readonly diagnostics: PullbackDiagnostic[]) {
+    super(diagnostics.map(formatDiagnostic).join('\n'));
+    this.name = 'PullbackCompileError';
+  }
+}
+
+/** TypeScript → ES module JavaScript, with relative `.ts` imports rewritten to `.js`. */
+export function transpileToJs(code: string, fileName: string): { code: string; map?: string } {
+  const out = ts.transpileModule(code, {
+    fileName,
+    compilerOptions: {
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.ESNext,
+      sourceMap: true,
+      inlineSources: true,
+      rewriteRelativeImportExtensions: true,
+      verbatimModuleSyntax: false,
+      isolatedModules: true,
+      useDefineForClassFields: true,
+      experimentalDecorators: false,
+    },
+  });
+  return { code: out.outputText.replace(/\n\/\/# sourceMappingURL=.*$/m, ''), map: out.sourceMapText };
+}
+
+export function createCompiler(options: CompilerOptions = {}): Compiler {
+  const project = options.tsConfigFilePath
+    ? new Project({ tsConfigFilePath: options.tsConfigFilePath, skipAddingFilesFromTsConfig: true })
+    : new Project({
+        compilerOptions: {
+          target: ts.ScriptTarget.ES2022,
+          module: ts.ModuleKind.NodeNext,
+          moduleResolution: ts.ModuleResolutionKind.NodeNext,
+          strict: true,
+          allowImportingTsExtensions: true,
+          noEmit: true,
+          skipLibCheck: true,
+        },
+      });
+  return {
+    project,
+    transform(fileName: string, text?: string): TransformResult {
+      const existing = project.getSourceFile(fileName);
+      const sf = text !== undefined
+        ? project.createSourceFile(fileName, text, { overwrite: true })
+        : existing ?? project.addSourceFileAtPath(fileName);
+      // Placeholder until the passes land: no marked function is rewritten yet.
+      return { code: sf.getFullText(), changed: false, diagnostics: [], adjointSource: '' };
+    },
+  };
+}
