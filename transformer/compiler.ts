@@ -2,6 +2,7 @@
 // The one entry into the transformer that every front end (tsc plugin, rollup plugin, CLI, register hook)
 // goes through, so that all four produce byte-identical code for the same input.
 import { Project, ts } from 'ts-morph';
+import { transformSourceFile } from './module.js';
 
 export interface PullbackDiagnostic {
   file: string;
@@ -89,10 +90,12 @@ export function createCompiler(options: CompilerOptions = {}): Compiler {
     transform(fileName: string, text?: string): TransformResult {
       const existing = project.getSourceFile(fileName);
       const sf = text !== undefined
-        ? project.createSourceFile(fileName, text, { overwrite: true })
+        ? (existing && existing.getFullText() === text ? existing : project.createSourceFile(fileName, text, { overwrite: true }))
         : existing ?? project.addSourceFileAtPath(fileName);
-      // Placeholder until the passes land: no marked function is rewritten yet.
-      return { code: sf.getFullText(), changed: false, diagnostics: [], adjointSource: '' };
+      // Callees in other modules must be visible to the type checker.
+      sf.getImportDeclarations().forEach((d) => { try { d.getModuleSpecifierSourceFile(); } catch { /* unresolved: reported by tsc */ } });
+      project.resolveSourceFileDependencies();
+      return transformSourceFile(sf);
     },
   };
 }

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+// The differentiation operators users call. Each looks up the sweeps the transformer generated for `f`.
+import { acquireTape, releaseTape, Tape } from './tape.js';
+import { adjointOf, type Adjoint } from './registry.js';
+
+type Fn = (...args: any[]) => any;
+/** The gradient of one parameter: a number for a number, a Float64Array for an array. */
+export type Gradient<T> = T extends number ? number : Float64Array;
+type Grads<F extends Fn, A> = A extends number ? Gradient<Parameters<F>[A]>
+  : A extends readonly number[] ? { [K in keyof A]: Gradient<Parameters<F>[A[K] & number]> } : never;
+
+function checkArgs(ad: Adjoint, args: unknown[]): void {
+  if (args.length !== ad.params.length) {
+    throw new Error(`pullback: ${ad.name} (${ad.where}) takes ${ad.params.length} arguments, got ${args.length}`);
+  }
+  ad.params.forEach((k, i) => {
+    const a = args[i];
+    const ok = k === 'num' ? typeof a === 'number' : a instanceof Float64Array || Array.isArray(a);
+    if (!ok) throw new Error(`pullback: argument ${i} of ${ad.name} (${ad.where}) must be ${k === 'num' ? 'a number' : 'a Float64Array or number[]'}, got ${describe(a)}`);
+  });
+}
+
+function describe(a: unknown): string {
+  if (a === null) return 'null';
+  if (typeof a === 'object') return (a as object).constructor?.name ?? 'an object';
+  return typeof a;
+}
+
+function checkArgnums(ad: Adjoint, argnums: number | readonly number[]): void {
+  for (const i of typeof argnums === 'number' ? [argnums] : argnums) {
+    if (!Number.isInteger(i) || i < 0 || i >= ad.params.length) {
+      throw new Error(`pullback: argnums ${i} is out of range for ${ad.name} (${ad.where}), which has ${ad.params.length} parameters`);
+    }
+  }
+}
+
+/** Runs both sweeps once on a pooled tape; returns the value and every parameter's gradient. */
+function run(ad: Adjoint, self: unknown, args: unknown[], seed: unknown, t: Tape): { value: any; grads: unknown[] } {
+  const shadows = ad.params.flatMap((k, i) => (k === 'arr' ? [new Float64Array((args[i] as ArrayLike<number>).length)] : []));
+  const value = ad.fwd.call(self, t, ...args, ...shadows);
+  const grads = reverse(ad, self, args, shadows, seed ?? 1, t);
+  return { value, grads };
+}
+
+function reverse(ad: Adjoint, self: unknown, args: unknown[], shadows: Float64Array[], seed: unknown, t: Tape): unknown[] {
+  const single = ad.rev.call(self, t, ...args, ...shadows, seed);
+  const nNum = ad.params.filter((k) => k === 'num').length;
+  let a = 0, j = 0;
+  return ad.params.map((k) => (k === 'arr' ? shadows[a++] : nNum === 1 ? single : t.d[j++]));
+}
+
+function select(grads: unknown[], argnums: number | readonly number[]): any {
+  return typeof argnums === 'number' ? grads[argnums] : argnums.map((i) => grads[i]);
+}
+
+function scalarOnly(ad: Adjoint, op: string): void {
+  if (ad.returns !== 'num') {
+    throw new Error(`pullback: ${op} needs a function that returns a number, but ${ad.name} (${ad.where}) returns an array; ` +
+      'use vjp(f, ...args) to pull back a cotangent, or jacobian(f) for the full matrix');
+  }
+}
+
+const selfOf = (ad: Adjoint, self: unknown) => (self === undefined || self === globalThis ? ad.self : self);
+
+/**
+ * The gradient of a number-valued function with respect to the parameter `argnums` (or a tuple of them).
+ * @example
+ *   /** @differentiable *\/ function f(x: number) { return x * Math.sin(x); }
+ *   grad(f)(2); // sin(2) + 2 cos(2)
+ */
+export function grad<F extends Fn, A extends number | readonly number[] = 0>(f: F, argnums?: A): (...args: Parameters<F>) => Grads<F, A> {
+  const ad = adjointOf(f);
+  const an = (argnums ?? 0) as number | readonly number[];
+  scalarOnly(ad, 'grad');
+  checkArgnums(ad, an);
+  return function (this: unknown, ...args: Parameters<F>) {
+    checkArgs(ad, args);
+    const t = acquireTape();
+    try {
+      return select(run(ad, selfOf(ad, this), args, 1, t).grads, an);
+    } finally {
+      releaseTape(t);
+    }
+  };
+}
+
+/** Like `grad`, but returns `[value, gradient]` from the same evaluation. */
+export function valueAndGrad<F extends Fn, A extends number | readonly number[] = 0>(f: F, argnums?: A): (...args: Parameters<F>) => [number, Grads<F, A>] {
+  const ad = adjointOf(f);
+  const an = (argnums ?? 0) as number | readonly number[];
+  scalarOnly(ad, 'valueAndGrad');
+  checkArgnums(ad, an);
+  return function (this: unknown, ...args: Parameters<F>) {
+    checkArgs(ad, args);
+    const t = acquireTape();
+    try {
+      const { value, grads } = run(ad, selfOf(ad, this), args, 1, t);
+      return [value, select(grads, an)];
+    } finally {
+      releaseTape(t);
+    }
+  };
+}
+
+/** The gradients of every parameter, in order. */
+export type Pullback<F extends Fn> = (cotangent: ReturnType<F> extends number ? number : ArrayLike<number>) => { [K in keyof Parameters<F>]: Gradient<Parameters<F>[K]> };
+
+/**
+ * Runs the forward sweep once and returns `[value, pullback]`; `pullback(cotangent)` returns the gradients of
+ * all parameters and can be called any number of times without re-running the forward sweep.
+ */
+export function vjp<F extends Fn>(f: F, ...args: Parameters<F>): [ReturnType<F>, Pullback<F>] {
+  const ad = adjointOf(f);
+  checkArgs(ad, args);
+  const t = new Tape();
+  const fwdShadows = ad.params.flatMap((k, i) => (k === 'arr' ? [new Float64Array((args[i] as ArrayLike<number>).length)] : []));
+  const value = ad.fwd.call(ad.self, t, ...args, ...fwdShadows);
+  const sp = t.sp, rp = t.rp;
+  const outLen = ad.returns === 'arr' ? (value as ArrayLike<number>).length : 0;
+  const pullback = (cotangent: unknown) => {
+    if (ad.returns === 'num' && typeof cotangent !== 'number') throw new Error(`pullback: the cotangent of ${ad.name} must be a number, got ${describe(cotangent)}`);
+    if (ad.returns === 'arr') {
+      const c = cotangent as ArrayLike<number>;
+      if (c === null || typeof c !== 'object' || typeof c.length !== 'number') throw new Error(`pullback: the cotangent of ${ad.name} must be an array of length ${outLen}, got ${describe(cotangent)}`);
+      if (c.length !== outLen) throw new Error(`pullback: the cotangent of ${ad.name} has length ${c.length}; the output has length ${outLen}`);
+    }
+    t.sp = sp; t.rp = rp;
+    // The shadows of parameter arrays accumulate: give every call fresh ones (the forward's stay zero).
+    const shadows = fwdShadows.map((s) => new Float64Array(s.length));
+    return reverse(ad, ad.self, args, shadows, cotangent, t);
+  };
+  const out = ad.returns === 'arr' ? (value as Float64Array | number[]).slice() : value;
+  return [out, pullback as Pullback<F>];
+}
+
+/**
+ * The Jacobian of an array-valued function with respect to parameter `argnums`, as an array of rows:
+ * one forward sweep, then one reverse sweep per output.
+ */
+export function jacobian<F extends Fn, A extends number | readonly number[] = 0>(f: F, argnums?: A): (...args: Parameters<F>) => Grads<F, A>[] {
+  const ad = adjointOf(f);
+  const an = (argnums ?? 0) as number | readonly number[];
+  checkArgnums(ad, an);
+  return (...args: Parameters<F>) => {
+    const [value, pb] = vjp(f, ...args);
+    if (ad.returns === 'num') return [select(pb(1 as never) as unknown[], an)];
+    const m = (value as ArrayLike<number>).length;
+    const rows = [];
+    const e = new Float64Array(m);
+    for (let i = 0; i < m; i++) {
+      e[i] = 1;
+      rows.push(select(pb(e as never) as unknown[], an));
+      e[i] = 0;
+    }
+    return rows;
+  };
+}
+
+/** Identity in the forward sweep, zero derivative: blocks gradient flow through `x`. */
+export function stopGradient<T extends number | Float64Array | number[]>(x: T): T {
+  return x;
+}
+
+/**
+ * Marks a class method as differentiable (TypeScript 5 standard decorator). The transformer does the work;
+ * at run time this is the identity.
+ */
+export function differentiable<T extends Function>(value: T, _context?: ClassMethodDecoratorContext | unknown): T {
+  return value;
+}
+
+/** The TypeScript the transformer generated for `f`'s forward and reverse sweeps. */
+export function adjointSource(f: Fn): string {
+  return adjointOf(f).source;
+}
+
+export interface GradcheckOptions {
+  /** Parameters to check (default: all). */
+  argnums?: number | readonly number[];
+  /** Relative step of the central difference (default 1e-6). */
+  eps?: number;
+  /** Seed of the random cotangent used for array-valued functions. */
+  seed?: number;
+  /** Tolerance for `ok` (default 1e-6). */
+  tolerance?: number;
+}
+
+export interface GradcheckResult {
+  /** max over checked entries of |analytic − numeric| / max(1, |analytic|, |numeric|). */
+  maxError: number;
+  where: { arg: number; index: number };
+  analytic: number;
+  numeric: number;
+  ok: boolean;
+}
+
+/**
+ * Compares the generated gradient with central finite differences (in f64) and reports the worst entry.
+ * For an array-valued f, compares ⟨c, f⟩ for a random cotangent c.
+ */
+export function gradcheck<F extends Fn>(f: F, args: Parameters<F>, options: GradcheckOptions = {}): GradcheckResult {
+  const ad = adjointOf(f);
+  const eps = options.eps ?? 1e-6;
+  const tol = options.tolerance ?? 1e-6;
+  const which = options.argnums === undefined ? ad.params.map((_, i) => i) : typeof options.argnums === 'number' ? [options.argnums] : [...options.argnums];
+  const [value, pb] = vjp(f, ...args);
+  let c: Float64Array | number = 1;
+  if (ad.returns === 'arr') {
+    let s = (options.seed ?? 1) >>> 0 || 1;
+    c = new Float64Array((value as ArrayLike<number>).length).map(() => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296 - 0.5; });
+  }
+  const grads = pb(c as never) as unknown[];
+  const scalar = (xs: unknown[]): number => {
+    const y = f.apply(ad.self, xs);
+    if (typeof c === 'number') return y;
+    let acc = 0;
+    for (let i = 0; i < c.length; i++) acc += c[i]! * y[i];
+    return acc;
+  };
+  const result: GradcheckResult = { maxError: 0, where: { arg: -1, index: -1 }, analytic: 0, numeric: 0, ok: true };
+  const consider = (arg: number, index: number, analytic: number, numeric: number) => {
+    const err = Math.abs(analytic - numeric) / Math.max(1, Math.abs(analytic), Math.abs(numeric));
+    if (err > result.maxError || Number.isNaN(err)) Object.assign(result, { maxError: Number.isNaN(err) ? Infinity : err, where: { arg, index }, analytic, numeric });
+  };
+  for (const i of which) {
+    const a = args[i];
+    if (typeof a === 'number') {
+      const h = eps * Math.max(1, Math.abs(a));
+      const xs = [...args];
+      xs[i] = a + h; const up = scalar(xs);
+      xs[i] = a - h; const down = scalar(xs);
+      consider(i, -1, grads[i] as number, (up - down) / (2 * h));
+    } else {
+      const arr = a as Float64Array | number[];
+      for (let k = 0; k < arr.length; k++) {
+        const copy = arr.slice();
+        const h = eps * Math.max(1, Math.abs(arr[k]!));
+        const xs = [...args];
+        copy[k] = arr[k]! + h; xs[i] = copy; const up = scalar(xs);
+        const copy2 = arr.slice(); copy2[k] = arr[k]! - h; xs[i] = copy2; const down = scalar(xs);
+        consider(i, k, (grads[i] as Float64Array)[k]!, (up - down) / (2 * h));
+      }
+    }
+  }
+  result.ok = result.maxError <= tol;
+  return result;
+}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// Where generated code registers each differentiable function's sweeps, keyed by the function object.
+import type { Tape } from './tape.js';
+
+export type ParamKind = 'num' | 'arr';
+
+export interface Adjoint {
+  name: string;
+  /** `file.ts:line` of the source function. */
+  where: string;
+  params: ParamKind[];
+  returns: 'num' | 'arr';
+  /** fwd($t, ...args, ...arrayShadows) -> value */
+  fwd: (this: unknown, t: Tape, ...args: any[]) => any;
+  /** rev($t, ...args, ...arrayShadows, seed) -> adjoint of the number parameter, or writes t.d when several. */
+  rev: (this: unknown, t: Tape, ...args: any[]) => any;
+  /** The generated TypeScript of both sweeps. */
+  source: string;
+  /** `this` for static methods. */
+  self?: unknown;
+  /** Which gradient backend runs (see `explain`). */
+  backend: 'js' | 'wasm';
+  reason?: string;
+}
+
+const table = new WeakMap<Function, Adjoint>();
+const rules = new WeakMap<Function, Function>();
+
+export function register(f: Function, a: Omit<Adjoint, 'backend'> & { backend?: 'js' | 'wasm' }): void {
+  if (table.has(f)) throw new Error(`pullback: ${a.name} (${a.where}) is registered twice`);
+  table.set(f, { backend: 'js', ...a });
+}
+
+export function lookupAdjoint(f: Function): Adjoint | undefined {
+  return table.get(f);
+}
+
+export function notTransformed(f: Function): Error {
+  const name = f.name || 'this function';
+  return new Error(`pullback: ${name} has no generated adjoint: it was not transformed. Mark it with /** @differentiable */ ` +
+    '(or the @differentiable decorator on a method) and build with the pullback transformer: the tsc plugin ' +
+    '({ "transform": "pullback/transformer" } under compilerOptions.plugins, built with tspc), the rollup plugin ' +
+    "(import pullback from 'pullback/rollup'), `pullback compile`, or `node --import pullback/register`.");
+}
+
+export function adjointOf(f: Function): Adjoint {
+  const a = table.get(f);
+  if (!a) throw notTransformed(f);
+  return a;
+}
+
+export function ruleOf(f: Function): Function {
+  const r = rules.get(f);
+  if (!r) throw new Error(`pullback: no /** @derivative ${f.name} */ rule is registered`);
+  return r;
+}
+
+/** A user-written reverse rule: `rule(...args, cotangent)` returns the gradient of each argument. */
+export function registerRule(f: Function, rule: Function, meta: { name: string; where: string; params: ParamKind[]; returns: 'num' | 'arr'; source?: string }): void {
+  rules.set(f, rule);
+  const nArr = meta.params.filter((k) => k === 'arr').length;
+  const nNum = meta.params.length - nArr;
+  const n = meta.params.length;
+  register(f, {
+    ...meta,
+    source: meta.source ?? `// ${meta.name} uses the custom derivative ${rule.name} (${meta.where})`,
+    fwd(_t, ...args) { return f.apply(this, args.slice(0, n)); },
+    rev(t, ...rest) {
+      const args = rest.slice(0, n);
+      const shadows = rest.slice(n, n + nArr) as Float64Array[];
+      const seed = rest[n + nArr];
+      const out = rule.apply(this, [...args, seed]);
+      const grads: unknown[] = n === 1 ? [out] : out;
+      if (!Array.isArray(grads) || grads.length !== n) {
+        throw new Error(`pullback: the derivative rule ${rule.name} of ${meta.name} returned ${String(out)}; it must return ${n === 1 ? 'the gradient of its argument' : `a tuple of ${n} gradients`}`);
+      }
+      let a = 0, j = 0, single = 0;
+      meta.params.forEach((k, i) => {
+        if (k === 'arr') addTo(shadows[a++]!, grads[i] as ArrayLike<number>);
+        else if (nNum === 1) single = grads[i] as number;
+        else t.d[j++] = grads[i] as number;
+      });
+      return nNum === 1 ? single : undefined;
+    },
+  });
+}
+
+/** dst += src, elementwise (dst may be the empty sink for inactive arrays). */
+export function addTo(dst: Float64Array, src: ArrayLike<number>): void {
+  const n = Math.min(dst.length, src.length);
+  for (let i = 0; i < n; i++) dst[i]! += src[i]!;
+}
+
+/** Index of the first maximum (ties go to the first argument: documented convention). */
+export function argmax(...xs: number[]): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
+  return best;
+}
+
+export function argmin(...xs: number[]): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i]! < xs[best]!) best = i;
+  return best;
+}
+
+/** Adjoint sink for arrays whose gradient is not wanted: writes past its (zero) length are dropped. */
+export const EMPTY = new Float64Array(0);

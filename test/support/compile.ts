@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT
+// Compiles test programs the way a user's build would (through the transformer's single entry) into
+// .cache/, inside the package so that 'pullback' and 'pullback/runtime' resolve by self-reference.
+import { mkdirSync, writeFileSync, readdirSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createCompiler, transpileToJs, formatDiagnostic, type TransformResult } from '../../transformer/compiler.js';
+
+export const root = fileURLToPath(new URL('../../..', import.meta.url));
+const compiler = createCompiler();
+
+export function transformProgram(rel: string, text?: string): TransformResult {
+  return compiler.transform(join(root, rel), text);
+}
+
+/** Compiles `test/programs/...ts` (and the files it imports) and imports the result. */
+export async function load<T = Record<string, any>>(rel: string): Promise<T> {
+  const dir = dirname(join(root, rel));
+  for (const f of readdirSync(dir)) {
+    if (!f.endsWith('.ts')) continue;
+    const file = join(dir, f);
+    const r = compiler.transform(file);
+    const errors = r.diagnostics.filter((d) => d.category === 'error');
+    if (errors.length) throw new Error(errors.map(formatDiagnostic).join('\n'));
+    const out = join(root, '.cache', relative(root, file)).replace(/\.ts$/, '.js');
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, transpileToJs(r.code, file).code);
+  }
+  const out = join(root, '.cache', rel).replace(/\.ts$/, '.js');
+  return import(pathToFileURL(out).href) as Promise<T>;
+}

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MIT
+// Pass 3, normalize: give the reverse pass a small language to work on.
+//  - jumps become data: `break`, `continue` and early `return` set flags and the statements they skip are
+//    guarded by `if (!flag)`; a loop keeps one exit test at the end of its body. The reverse sweep then only
+//    has to replay branches and trip counts, which it records on the tape.
+//  - `?:` in a value becomes an if/else assigning a temporary, so that only the branch taken is differentiated;
+//  - calls of differentiable functions become statements of their own (`t = g(x)`), since their reverse
+//    sweep runs at a statement boundary;
+//  - array literals become an allocation and element stores; the result is one variable.
+import type { Expr, Fn, Stmt, ValueType } from '../ir.js';
+
+export interface LoopExit {
+  /** Tested at the end of every iteration; true: leave the loop (a break, or a return inside it). */
+  exit: Expr | null;
+}
+
+/** A normalized loop: `loop` statements carry their exit test. */
+export type NStmt = Stmt & Partial<LoopExit>;
+
+export interface Normalized {
+  fn: Fn;
+  body: NStmt[];
+  /** The variable holding the returned value. */
+  result: string;
+}
+
+export function normalize(fn: Fn): Normalized {
+  const locals = fn.locals;
+  const fresh = (base: string, type: ValueType): string => {
+    let n = base, i = 1;
+    while (locals.has(n)) n = `${base}${++i}`;
+    locals.set(n, type);
+    return n;
+  };
+  const v = (name: string): Expr => ({ k: 'var', name });
+  const TRUE: Expr = { k: 'lit', v: true };
+  const FALSE: Expr = { k: 'lit', v: false };
+
+  // The returned value: the user's own variable when the function ends with its only `return <var>`.
+  let returns = 0;
+  const countReturns = (ss: Stmt[]) => { for (const s of ss) {
+    if (s.k === 'return') returns++;
+    else if (s.k === 'if') { countReturns(s.then); countReturns(s.else); }
+    else if (s.k === 'loop') countReturns(s.body);
+  } };
+  countReturns(fn.body);
+  const last = fn.body[fn.body.length - 1];
+  const paramNames = new Set(fn.params.map((p) => p.name));
+  let result: string;
+  let finalReturn: Stmt | undefined;
+  if (returns === 1 && last?.k === 'return' && last.value?.k === 'var' && !paramNames.has(last.value.name)) {
+    result = last.value.name;
+    finalReturn = last;
+  } else {
+    result = fresh('$result', fn.returns);
+  }
+  let returnedFlag: string | undefined;
+  const returned = () => (returnedFlag ??= fresh('$returned', 'bool'));
+
+  interface LoopCtx { brk?: string; cont?: string }
+  type Jumps = Set<string>; // names of flags a statement list may set
+
+  const orAll = (flags: Iterable<string>): Expr => {
+    let e: Expr | null = null;
+    for (const f of flags) e = e ? { k: 'logic', op: '||', a: e, b: v(f) } : v(f);
+    return e!;
+  };
+
+  /** Structures a statement list; reports the flags it may set through `jumps`. */
+  const seq = (ss: Stmt[], loop: LoopCtx | null, jumps: Jumps, top: boolean): NStmt[] => {
+    const out: NStmt[] = [];
+    for (let i = 0; i < ss.length; i++) {
+      const s = ss[i]!;
+      if (s.k === 'break' || s.k === 'continue') {
+        if (!loop) throw new Error('pullback internal error: jump outside a loop');
+        const flag = s.k === 'break' ? (loop.brk ??= fresh('$break', 'bool')) : (loop.cont ??= fresh('$continue', 'bool'));
+        out.push({ k: 'assign', name: flag, value: TRUE, src: s.src });
+        jumps.add(flag);
+        return out; // what follows a jump never runs
+      }
+      if (s.k === 'return') {
+        const value = s.value ?? { k: 'lit', v: 0 };
+        if (s !== finalReturn) {
+          const isArrParam = value.k === 'var' && paramNames.has(value.name);
+          out.push({ k: 'assign', name: result, value: isArrParam && fn.returns === 'arr' ? { k: 'copy', src: value, array: 'f64' } : value, src: s.src });
+        }
+        if (!(top && i === ss.length - 1)) {
+          out.push({ k: 'assign', name: returned(), value: TRUE, src: s.src });
+          jumps.add(returned());
+        }
+        return out;
+      }
+      if (s.k === 'if') {
+        const j: Jumps = new Set();
+        out.push({ ...s, then: seq(s.then, loop, j, false), else: seq(s.else, loop, j, false) });
+        if (j.size) {
+          for (const f of j) jumps.add(f);
+          const rest = seq(ss.slice(i + 1), loop, jumps, top);
+          if (rest.length) out.push({ k: 'if', cond: { k: 'not', a: orAll(j) }, then: rest, else: [], src: s.src });
+          return out;
+        }
+        continue;
+      }
+      if (s.k === 'loop') {
+        const inner: LoopCtx = {};
+        const j: Jumps = new Set();
+        const body = seq(s.body, inner, j, false);
+        const exits: string[] = [];
+        const init = [...s.init];
+        if (inner.brk) { exits.push(inner.brk); init.push({ k: 'assign', name: inner.brk, value: FALSE, src: s.src }); }
+        if (inner.cont) body.unshift({ k: 'assign', name: inner.cont, value: FALSE, src: s.src });
+        const escapes = returnedFlag !== undefined && j.has(returnedFlag);
+        if (escapes) exits.push(returnedFlag!);
+        out.push({ ...s, init, body, exit: exits.length ? orAll(exits) : null });
+        if (escapes) {
+          jumps.add(returnedFlag!);
+          const rest = seq(ss.slice(i + 1), loop, jumps, top);
+          if (rest.length) out.push({ k: 'if', cond: { k: 'not', a: v(returnedFlag!) }, then: rest, else: [], src: s.src });
+          return out;
+        }
+        continue;
+      }
+      out.push(s);
+    }
+    return out;
+  };
+  const structured = seq(fn.body, null, new Set(), true);
+  if (returnedFlag) structured.unshift({ k: 'decl', name: returnedFlag, type: 'bool', init: FALSE, src: { line: fn.line, col: fn.col, text: 'return' } });
+
+  // Values: pull `?:`, calls and array literals out of expressions into statements of their own.
+  const pre: NStmt[] = [];
+  const value = (e: Expr, src: Stmt['src'], top: boolean): Expr => {
+    switch (e.k) {
+      case 'cond': {
+        const type: ValueType = 'num';
+        const t = fresh('$cond', type);
+        const a: NStmt[] = [], b: NStmt[] = [];
+        const saved = pre.splice(0);
+        const av = value(e.a, src, true); a.push(...pre.splice(0), { k: 'assign', name: t, value: av, src });
+        const bv = value(e.b, src, true); b.push(...pre.splice(0), { k: 'assign', name: t, value: bv, src });
+        pre.push(...saved, { k: 'if', cond: e.c, then: a, else: b, src });
+        return v(t);
+      }
+      case 'call': {
+        const args = e.args.map((a) => value(a, src, false));
+        const call: Expr = { ...e, args };
+        if (top) return call;
+        const t = fresh(`$${e.callee.prefix.replace(/\$/g, '_')}`, e.callee.returns);
+        pre.push({ k: 'assign', name: t, value: call, src });
+        return v(t);
+      }
+      case 'arrlit': {
+        const items = e.items.map((a) => value(a, src, false));
+        const t = fresh('$array', 'arr');
+        pre.push({ k: 'assign', name: t, value: { k: 'alloc', len: { k: 'lit', v: items.length }, array: e.array }, src });
+        items.forEach((it, i) => pre.push({ k: 'store', arr: t, idx: { k: 'lit', v: i }, value: it, src }));
+        return v(t);
+      }
+      case 'bin': return { ...e, a: value(e.a, src, false), b: value(e.b, src, false) };
+      case 'neg': return { ...e, a: value(e.a, src, false) };
+      case 'math': return { ...e, args: e.args.map((a) => value(a, src, false)) };
+      case 'stop': return { ...e, a: value(e.a, src, false) };
+      case 'view': return { ...e, arr: value(e.arr, src, false) };
+      case 'copy': return { ...e, src: value(e.src, src, false) };
+      // Conditions, indices, lengths and calls of non-differentiable functions only feed control flow or
+      // integer positions: they are evaluated as written (a differentiable callee there runs its primal).
+      default: return e;
+    }
+  };
+  const block = (ss: NStmt[]): NStmt[] => {
+    const out: NStmt[] = [];
+    for (const s of ss) {
+      switch (s.k) {
+        case 'decl': {
+          const init = s.init ? value(s.init, s.src, true) : null;
+          out.push(...pre.splice(0), { ...s, init });
+          break;
+        }
+        case 'assign': { const val = value(s.value, s.src, true); out.push(...pre.splice(0), { ...s, value: val }); break; }
+        case 'store': { const val = value(s.value, s.src, false); out.push(...pre.splice(0), { ...s, value: val }); break; }
+        case 'if': out.push({ ...s, then: block(s.then), else: block(s.else) }); break;
+        case 'loop': out.push({ ...s, init: block(s.init), body: block(s.body), update: block(s.update) }); break;
+        default: out.push(s);
+      }
+    }
+    return out;
+  };
+  return { fn, body: block(structured), result };
+}

@@ -1,0 +1,524 @@
+// SPDX-License-Identifier: MIT
+// Pass 5, reverse: write the forward sweep and the reverse sweep of one normalized function.
+//
+// Strategy (Tapenade's, "store on overwrite"): the forward sweep is the user's program, plus a push of the
+// old value before each assignment that destroys a value the reverse sweep will read, plus the branch taken
+// by each `if` and the trip count of each loop. The reverse sweep walks the statements backwards; after the
+// adjoint of an assignment it pops the old value back, so at every point of the reverse sweep each variable
+// holds exactly the value it had at the mirror point of the forward sweep, and adjoint code can read
+// program variables directly. Two refinements keep the tape small:
+//  - a `const` of a block whose inputs do not change later in the block is recomputed at the start of the
+//    block's reverse instead of being stored (Rosenbrock's loop body stores nothing);
+//  - a counting loop's update `i += c` is undone by `i -= c` instead of being stored.
+// The sweeps share one tape (`$t`); a callee's records sit between its caller's, in call order, so the
+// caller's reverse calls the callee's reverse at the mirror point and the records pop out in order.
+// Arrays have shadows: every active array `a` has an adjoint array `a_bar` of the same length, created and
+// aliased alongside it in the forward sweep, so that aliasing (`u = next`) carries adjoints with it.
+import { assertNever, varsOf, walkStmts, type Callee, type Expr, type Stmt, type ValueType } from '../ir.js';
+import type { Activity } from './activity.js';
+import type { NStmt, Normalized } from './normalize.js';
+import { printExpr, type PrintHooks } from './print.js';
+import { MATH_RULES, div, mul, neg, powRule } from './rules.js';
+
+export interface Sweeps {
+  fwd: string;
+  rev: string;
+  /** Module-level caches for adjoints of callees from other modules: name -> initial lookup. */
+  externs: Map<string, string>;
+}
+
+type CallExpr = Extract<Expr, { k: 'call' }>;
+const IND = '  ';
+const indent = (ls: string[]) => ls.map((l) => IND + l);
+
+export function generate(n: Normalized, act: Activity, localTypes: Map<string, string>): Sweeps {
+  const fn = n.fn;
+  const params = new Set(fn.params.map((p) => p.name));
+  const typeOf = (v: string): ValueType => fn.locals.get(v) ?? 'num';
+  const externs = new Map<string, string>();
+
+  // Assignment sites of every variable, and whether one sits inside a loop.
+  const sites = new Map<string, { count: number; inLoop: boolean }>();
+  walkStmts(n.body, (s, inLoop) => {
+    const t = s.k === 'assign' ? s.name : s.k === 'decl' && s.init ? s.name : undefined;
+    if (!t) return;
+    const e = sites.get(t) ?? { count: 0, inLoop: false };
+    e.count++;
+    e.inLoop ||= inLoop;
+    sites.set(t, e);
+  });
+  const singleDef = (v: string) => !params.has(v) && (sites.get(v)?.count ?? 0) <= 1 && !sites.get(v)?.inLoop;
+
+  // Adjoint names: x -> x_bar, unless the program already uses that name.
+  const taken = new Set<string>([...fn.locals.keys(), ...params]);
+  const bars = new Map<string, string>();
+  const bar = (v: string): string => {
+    let b = bars.get(v);
+    if (!b) {
+      b = `${v}_bar`;
+      while (taken.has(b)) b += '_';
+      taken.add(b);
+      bars.set(v, b);
+    }
+    return b;
+  };
+  const isArr = (v: string) => typeOf(v) === 'arr';
+  const hasShadow = (v: string) => isArr(v) && (params.has(v) || act.active(v));
+
+  // Loop updates that can be undone exactly: `i = i ± <integer literal>` on an integer counter.
+  const invertible = new Set<Stmt>();
+  const integral = new Set<string>();
+  const isIntegral = (e: Expr): boolean => {
+    switch (e.k) {
+      case 'lit': return typeof e.v === 'number' && Number.isInteger(e.v);
+      case 'len': return true;
+      case 'var': return integral.has(e.name);
+      case 'bin': return (e.op === '+' || e.op === '-' || e.op === '*') && isIntegral(e.a) && isIntegral(e.b);
+      case 'math': return ['floor', 'ceil', 'round', 'trunc', 'sign'].includes(e.fn);
+      default: return false;
+    }
+  };
+  walkStmts(n.body, (s) => {
+    if (s.k !== 'loop' || s.update.length !== 1) return;
+    const u = s.update[0]!;
+    if (u.k !== 'assign' || u.value.k !== 'bin' || (u.value.op !== '+' && u.value.op !== '-')) return;
+    const { a, b } = u.value;
+    if (a.k !== 'var' || a.name !== u.name || b.k !== 'lit' || typeof b.v !== 'number' || !Number.isInteger(b.v)) return;
+    const inits = s.init.filter((x) => (x.k === 'decl' || x.k === 'assign') && x.name === u.name);
+    if (inits.length !== 1) return;
+    const init = inits[0]! as Extract<Stmt, { k: 'decl' | 'assign' }>;
+    const value = init.k === 'decl' ? init.init : init.value;
+    if (!value || !isIntegral(value)) return;
+    // The counter must not be assigned in the body.
+    let touched = false;
+    walkStmts(s.body, (x) => { if ((x.k === 'assign' || x.k === 'decl') && x.name === u.name) touched = true; });
+    if (touched) return;
+    integral.add(u.name);
+    invertible.add(u);
+  });
+
+  let N = new Set<string>();
+  let R = new Set<string>();
+  for (let round = 0; ; round++) {
+    R = recomputable(n, N, sites);
+    const g = sweepsWith(N, R);
+    let grew = false;
+    for (const v of g.reads) if (!N.has(v)) { N.add(v); grew = true; }
+    if (!grew || round > 20) return { fwd: g.fwd, rev: g.rev, externs };
+    N = new Set(N);
+  }
+
+  function sweepsWith(N: Set<string>, R: Set<string>): { fwd: string; rev: string; reads: Set<string> } {
+    const reads = new Set<string>();
+    let tmp = 0;
+    const fresh = (base: string) => `$${base}${++tmp}`;
+    const needsSave = (v: string) => (isArr(v) ? (N.has(v) || act.active(v)) : N.has(v) && !R.has(v)) && !singleDef(v);
+    const revInfo = new Map<Stmt, { flag?: boolean; count?: boolean }>();
+    const fwdHoist = new Set<string>();
+
+    const pf: PrintHooks = { name: (v) => v, call: (e, args) => callFwd(e, args) };
+    const pr: PrintHooks = { name: (v) => { reads.add(v); return v; } };
+    const P = (e: Expr) => printExpr(e, pf);
+    const Q = (e: Expr) => printExpr(e, pr);
+    const atomic = (e: Expr) => e.k === 'var' || e.k === 'lit' || e.k === 'ext';
+
+    const calleeAdjoint = (c: Callee): string => {
+      const cache = `${c.prefix}$ad`;
+      externs.set(cache, c.ref);
+      return `(${cache} ??= $pb.adjointOf(${c.ref}))`;
+    };
+    const shadowOf = (e: Expr, h: PrintHooks): string => {
+      if (e.k === 'var') return hasShadow(e.name) ? bar(e.name) : '$pb.EMPTY';
+      if (e.k === 'view' && e.arr.k === 'var' && hasShadow(e.arr.name)) {
+        return `${bar(e.arr.name)}.subarray(${printExpr(e.start, h)}${e.end ? ', ' + printExpr(e.end, h) : ''})`;
+      }
+      return '$pb.EMPTY';
+    };
+    const argIsActive = (a: Expr) => (a.k === 'var' && isArr(a.name)) || (a.k === 'view' && a.arr.k === 'var')
+      ? act.active(a.k === 'var' ? a.name : (a as { arr: { name: string } }).arr.name)
+      : act.activeExpr(a);
+    /** A call is differentiated only when its result is active and some argument is. */
+    const callIsActive = (target: string, e: CallExpr) => act.active(target) && e.args.some(argIsActive);
+    let currentCallActive = false;
+    const callFwd = (e: CallExpr, args: string[]): string => {
+      const c = e.callee;
+      if (!currentCallActive || c.rule) return `${c.ref}(${args.join(', ')})`;
+      const shadows = e.args.flatMap((a, i) => (c.params[i] === 'arr' ? [shadowOf(a, pf)] : []));
+      const all = ['$t', ...args, ...shadows].join(', ');
+      const f = c.local ? `${c.prefix}$fwd` : `${calleeAdjoint(c)}.fwd`;
+      return c.viaThis || c.local && fn.usesThis && c.viaThis ? `${f}.call(this, ${all})` : `${f}(${all})`;
+    };
+
+    // ---------- reverse ----------
+    const prop = (e: Expr, g: Expr, out: string[]): void => {
+      if (!act.activeExpr(e)) return;
+      const share = (count: number): Expr => {
+        if (atomic(g) || count < 2) return g;
+        const d = fresh('d');
+        out.push(`const ${d} = ${Q(g)};`);
+        return { k: 'var', name: d };
+      };
+      switch (e.k) {
+        case 'var':
+          if (!act.active(e.name)) return;
+          if (g.k === 'neg') out.push(`${bar(e.name)} -= ${Q(g.a)};`);
+          else out.push(`${bar(e.name)} += ${Q(g)};`);
+          return;
+        case 'index':
+          if (e.arr.k !== 'var' || !act.active(e.arr.name)) return;
+          reads.add(e.arr.name);
+          out.push(`${bar(e.arr.name)}[${Q(e.idx)}] ${g.k === 'neg' ? '-=' : '+='} ${Q(g.k === 'neg' ? g.a : g)};`);
+          return;
+        case 'neg': prop(e.a, neg(g), out); return;
+        case 'bin': {
+          const both = act.activeExpr(e.a) && act.activeExpr(e.b);
+          const gg = share(both ? 2 : 1);
+          switch (e.op) {
+            case '+': prop(e.a, gg, out); prop(e.b, gg, out); return;
+            case '-': prop(e.a, gg, out); prop(e.b, neg(gg), out); return;
+            case '*': prop(e.a, mul(gg, e.b), out); prop(e.b, mul(gg, e.a), out); return;
+            case '/': prop(e.a, div(gg, e.b), out); prop(e.b, neg(div(mul(gg, e.a), mul(e.b, e.b))), out); return;
+            case '%': prop(e.a, gg, out); prop(e.b, neg(mul(gg, { k: 'math', fn: 'trunc', args: [div(e.a, e.b)] })), out); return;
+            case '**': {
+              const [da, db] = powRule(e.a, e.b, gg, act.activeExpr(e.b));
+              if (da) prop(e.a, da, out);
+              if (db) prop(e.b, db, out);
+              return;
+            }
+            default: return;
+          }
+        }
+        case 'math': {
+          const rule = MATH_RULES[e.fn];
+          if (!rule) throw new Error(`pullback internal error: no rule for Math.${e.fn}`);
+          const activeArgs = e.args.filter((a) => act.activeExpr(a)).length;
+          const gg = share(activeArgs);
+          const contribs = rule(e.args, gg);
+          e.args.forEach((a, i) => { const c = contribs[i]; if (c) prop(a, c, out); });
+          return;
+        }
+        case 'cond': {
+          out.push(`if (${Q(e.c)}) {`);
+          const a: string[] = [], b: string[] = [];
+          const gg = share(2);
+          prop(e.a, gg, a); prop(e.b, gg, b);
+          out.push(...indent(a), '} else {', ...indent(b), '}');
+          return;
+        }
+        default: return; // stopGradient, comparisons, lengths...: nothing flows back
+      }
+    };
+
+    const restore = (v: string, out: string[]) => {
+      if (!needsSave(v)) return;
+      if (isArr(v)) {
+        if (hasShadow(v)) out.push(`${bar(v)} = $t.popRef();`);
+        out.push(`${v} = $t.popRef();`);
+      } else out.push(typeOf(v) === 'bool' ? `${v} = $t.pop() !== 0;` : `${v} = $t.pop();`);
+    };
+
+    const callRev = (e: CallExpr, seed: string, out: string[]) => {
+      const c = e.callee;
+      const shadows = e.args.flatMap((a, i) => (c.params[i] === 'arr' ? [shadowOf(a, pr)] : []));
+      const numArgs = e.args.map((a, i) => ({ a, i })).filter(({ i }) => c.params[i] === 'num');
+      const args = e.args.map((a) => Q(a));
+      if (c.rule) {
+        const d = fresh('d');
+        out.push(`const ${d} = ${c.rule.local ? c.rule.ref : `$pb.ruleOf(${c.ref})`}(${[...args, seed].join(', ')});`);
+        e.args.forEach((a, i) => {
+          const gi: Expr = { k: 'ext', text: c.params.length === 1 ? d : `${d}[${i}]` };
+          if (c.params[i] === 'arr') { if (argIsActive(a)) out.push(`$pb.addTo(${shadowOf(a, pr)}, ${gi.text});`); }
+          else prop(a, gi, out);
+        });
+        return;
+      }
+      const all = ['$t', ...args, ...shadows, seed].join(', ');
+      const f = c.local ? `${c.prefix}$rev` : `${calleeAdjoint(c)}.rev`;
+      const callText = c.viaThis ? `${f}.call(this, ${all})` : `${f}(${all})`;
+      if (numArgs.length === 1) {
+        const d = fresh('d');
+        out.push(`const ${d} = ${callText};`);
+        prop(numArgs[0]!.a, { k: 'var', name: d }, out);
+      } else {
+        out.push(`${callText};`);
+        if (numArgs.length > 1) {
+          const ds = numArgs.map(() => fresh('d'));
+          out.push(`const ${numArgs.map((_, j) => `${ds[j]} = $t.d[${j}]`).join(', ')};`);
+          numArgs.forEach(({ a }, j) => prop(a, { k: 'var', name: ds[j]! }, out));
+        }
+      }
+    };
+
+    const revAssign = (v: string, E: Expr, src: Stmt['src']): string[] => {
+      const out: string[] = [];
+      if (isArr(v)) {
+        if (E.k === 'call' && callIsActive(v, E)) callRev(E, bar(v), out);
+        if (E.k === 'copy' && act.active(v) && argIsActive(E.src)) out.push(`$pb.addTo(${shadowOf(E.src, pr)}, ${bar(v)});`);
+        if (act.active(v) && (E.k === 'alloc' || E.k === 'copy' || E.k === 'call')) out.push(`${bar(v)}.fill(0);`);
+        restore(v, out);
+        return out.length && act.active(v) ? [`// ∂ of: ${src.text}`, ...out] : out;
+      }
+      if (!act.active(v)) { restore(v, out); return out; }
+      const head = `// ∂ of: ${src.text}`;
+      if (E.k === 'call') {
+        if (!callIsActive(v, E)) { out.push(`${bar(v)} = 0;`); restore(v, out); return out; }
+        const d = fresh('d');
+        out.push(head, `const ${d} = ${bar(v)};`, `${bar(v)} = 0;`);
+        restore(v, out);
+        callRev(E, d, out);
+        return out;
+      }
+      if (!act.activeExpr(E)) { if (!singleDef(v)) out.push(`${bar(v)} = 0;`); restore(v, out); return out; }
+      // Accumulation `v = v + e` / `v = e + v` / `v = v - e`: v's adjoint passes through unchanged.
+      if (E.k === 'bin' && (E.op === '+' || E.op === '-')) {
+        const self = (x: Expr) => x.k === 'var' && x.name === v;
+        const other = self(E.a) ? E.b : E.op === '+' && self(E.b) ? E.a : undefined;
+        if (other && !varsOf(other).has(v)) {
+          out.push(head);
+          restore(v, out);
+          const g: Expr = { k: 'var', name: bar(v) };
+          prop(other, self(E.a) && E.op === '-' ? neg(g) : g, out);
+          return out;
+        }
+      }
+      if (singleDef(v)) {
+        // Defined once: nothing reads v's adjoint after this point, so it is consumed where it stands.
+        out.push(head);
+        prop(E, { k: 'var', name: bar(v) }, out);
+        return out;
+      }
+      const d = fresh('d');
+      out.push(head, `const ${d} = ${bar(v)};`, `${bar(v)} = 0;`);
+      restore(v, out);
+      prop(E, { k: 'var', name: d }, out);
+      return out;
+    };
+
+    const revStmt = (s: NStmt): string[] => {
+      switch (s.k) {
+        case 'decl': return s.init ? revAssign(s.name, s.init, s.src) : [];
+        case 'assign':
+          if (invertible.has(s)) {
+            const v = s.value as Extract<Expr, { k: 'bin' }>;
+            reads.add(s.name);
+            return [`${s.name} ${v.op === '+' ? '-=' : '+='} ${P(v.b)};`];
+          }
+          return revAssign(s.name, s.value, s.src);
+        case 'store': {
+          const out: string[] = [];
+          const a = s.arr;
+          const activeStore = act.active(a);
+          let d = '';
+          if (activeStore) {
+            d = fresh('d');
+            out.push(`// ∂ of: ${s.src.text}`, `const ${d} = ${bar(a)}[${Q(s.idx)}];`, `${bar(a)}[${Q(s.idx)}] = 0;`);
+          }
+          if (N.has(a)) out.push(`${a}[${Q(s.idx)}] = $t.pop();`);
+          if (activeStore) prop(s.value, { k: 'var', name: d }, out);
+          return out;
+        }
+        case 'if': {
+          const t = revBlock(s.then), f = revBlock(s.else);
+          if (!t.length && !f.length) return [];
+          revInfo.set(s, { flag: true });
+          if (!t.length) return [`if (!$t.pop()) {`, ...indent(f), '}'];
+          return [`if ($t.pop()) {`, ...indent(t), ...(f.length ? ['} else {', ...indent(f)] : []), '}'];
+        }
+        case 'loop': {
+          const body = revBlock(s.body);
+          const upd = revList(s.update);
+          const init = revList(s.init);
+          if (!body.length && !upd.length) return init;
+          revInfo.set(s, { count: true });
+          const k = fresh('k');
+          const out = [`// ∂ of: ${s.src.text}`];
+          if (s.exit && !upd.length) {
+            out.push('$t.pop(); // how the loop ended: nothing to undo either way');
+            out.push(`for (let ${k} = $t.pop(); ${k} > 0; ${k}--) {`);
+          } else if (s.exit) {
+            const ex = fresh('exit');
+            out.push(`let ${ex} = $t.pop() !== 0;`);
+            out.push(`for (let ${k} = $t.pop(); ${k} > 0; ${k}--) {`);
+            if (upd.length) out.push(...indent([`if (!${ex}) {`, ...indent(upd), '}', `${ex} = false;`]));
+          } else {
+            out.push(`for (let ${k} = $t.pop(); ${k} > 0; ${k}--) {`);
+            out.push(...indent(upd));
+          }
+          out.push(...indent(body), '}', ...init);
+          return out;
+        }
+        case 'opaque': case 'break': case 'continue': case 'return': return [];
+        default: return assertNever(s);
+      }
+    };
+    const revList = (ss: NStmt[]): string[] => ss.slice().reverse().flatMap(revStmt);
+    const revBlock = (ss: NStmt[]): string[] => {
+      const body = revList(ss);
+      const pre: string[] = [];
+      for (const s of ss) if (s.k === 'decl' && R.has(s.name) && s.init) pre.push(`${s.name} = ${Q(s.init)};`);
+      return body.length ? [...pre, ...body] : [];
+    };
+
+    // ---------- forward ----------
+    const fwdAssign = (v: string, E: Expr): string[] => {
+      const out: string[] = [];
+      if (needsSave(v)) {
+        if (isArr(v)) { out.push(`$t.pushRef(${v});`); if (hasShadow(v)) out.push(`$t.pushRef(${bar(v)});`); }
+        else out.push(typeOf(v) === 'bool' ? `$t.push(+${v});` : `$t.push(${v});`);
+      }
+      currentCallActive = E.k === 'call' && callIsActive(v, E);
+      out.push(`${v} = ${P(E)};`);
+      currentCallActive = false;
+      if (isArr(v) && hasShadow(v)) {
+        if (E.k === 'var') out.push(`${bar(v)} = ${hasShadow(E.name) ? bar(E.name) : `new Float64Array(${v}.length)`};`);
+        else if (E.k === 'view') out.push(`${bar(v)} = ${shadowOf(E, pf)};`);
+        else out.push(`${bar(v)} = new Float64Array(${v}.length);`);
+      }
+      return out;
+    };
+    const fwdStmt = (s: NStmt): string[] => {
+      switch (s.k) {
+        case 'decl': return s.init ? fwdAssign(s.name, s.init) : [];
+        case 'assign': return invertible.has(s) ? [`${s.name} = ${P(s.value)};`] : fwdAssign(s.name, s.value);
+        case 'store': {
+          const out: string[] = [];
+          // The element's old value is read by the reverse sweep: keep it.
+          if (N.has(s.arr)) out.push(`$t.push(${s.arr}[${P(s.idx)}]);`);
+          out.push(`${s.arr}[${P(s.idx)}] = ${P(s.value)};`);
+          return out;
+        }
+        case 'if': {
+          const flag = revInfo.get(s)?.flag;
+          const t = fwdList(s.then), f = fwdList(s.else);
+          if (flag) { t.push('$t.push(1);'); f.push('$t.push(0);'); }
+          return [`if (${P(s.cond)}) {`, ...indent(t), ...(f.length ? ['} else {', ...indent(f)] : []), '}'];
+        }
+        case 'loop': {
+          const counted = revInfo.get(s)?.count;
+          const out = fwdList(s.init);
+          const body = fwdList(s.body);
+          let cnt = '';
+          if (counted) {
+            cnt = fresh('n');
+            fwdHoist.add(cnt);
+            out.push(`${cnt} = 0;`);
+            body.unshift(`${cnt}++;`);
+          }
+          if (s.exit) body.push(`if (${P(s.exit)}) break;`);
+          body.push(...fwdList(s.update));
+          const cond = s.cond ? P(s.cond) : 'true';
+          if (s.post) out.push('do {', ...indent(body), `} while (${cond});`);
+          else out.push(`while (${cond}) {`, ...indent(body), '}');
+          if (counted) {
+            out.push(`$t.push(${cnt});`);
+            if (s.exit) out.push(`$t.push(+(${P(s.exit)}));`);
+          }
+          return out;
+        }
+        case 'opaque': return [s.text];
+        case 'break': case 'continue': case 'return': throw new Error('pullback internal error: jump after normalize');
+        default: return assertNever(s);
+      }
+    };
+    const fwdList = (ss: NStmt[]): string[] => ss.flatMap(fwdStmt);
+
+    // Reverse first: it decides which branches and loops the forward sweep must record.
+    const revBody = revBlock(n.body);
+    const fwdBody = fwdList(n.body);
+
+    // Values alive at the end of the forward sweep that the reverse sweep starts from.
+    const snapshot = [...fn.locals.keys(), ...fn.params.map((p) => p.name)].filter((v) =>
+      (params.has(v) ? (sites.get(v)?.count ?? 0) > 0 : true) &&
+      (isArr(v) ? N.has(v) || act.active(v) : N.has(v) && !R.has(v)));
+    const pushSnap = snapshot.flatMap((v) => isArr(v)
+      ? [`$t.pushRef(${v});`, ...(hasShadow(v) ? [`$t.pushRef(${bar(v)});`] : [])]
+      : [typeOf(v) === 'bool' ? `$t.push(+${v});` : `$t.push(${v});`]);
+    const popSnap = snapshot.slice().reverse().flatMap((v) => isArr(v)
+      ? [...(hasShadow(v) ? [`${bar(v)} = $t.popRef();`] : []), `${v} = $t.popRef();`]
+      : [typeOf(v) === 'bool' ? `${v} = $t.pop() !== 0;` : `${v} = $t.pop();`]);
+
+    const sig = fn.params.map((p) => `${p.name}: ${p.typeText}`);
+    const shadowSig = fn.params.filter((p) => p.type === 'arr').map((p) => `${bar(p.name)}: Float64Array`);
+    const thisSig = fn.usesThis ? ['this: any'] : [];
+    const decl = (v: string) => `${v}!: ${typeOf(v) === 'arr' ? localTypes.get(v) ?? 'Float64Array' : typeOf(v) === 'bool' ? 'boolean' : 'number'}`;
+    const localsList = [...fn.locals.keys()].filter((v) => !params.has(v));
+    const shadowLocals = localsList.filter((v) => isArr(v) && hasShadow(v)).map((v) => `${bar(v)}!: Float64Array`);
+    const lets = (xs: string[]) => (xs.length ? [`let ${xs.join(', ')};`] : []);
+    const where = `${fn.file.split('/').pop()}:${fn.line}`;
+
+    const fwd = [
+      `/** Forward sweep of ${fn.name} (${where}): runs the primal and records what the reverse sweep needs on $t. */`,
+      `function ${fn.prefix}$fwd(${[...thisSig, '$t: $pb.Tape', ...sig, ...shadowSig].join(', ')}): ${fn.returnTypeText} {`,
+      ...indent([...lets([...localsList.map(decl), ...shadowLocals]), ...lets([...fwdHoist].map((c) => `${c} = 0`)), ...fwdBody, ...pushSnap, `return ${n.result};`]),
+      '}',
+    ].join('\n');
+
+    const numParams = fn.params.filter((p) => p.type === 'num');
+    const activeNums = localsList.filter((v) => !isArr(v) && act.active(v));
+    const seed = fn.returns === 'num' ? '$seed: number' : '$seed: ArrayLike<number>';
+    const revRet = numParams.length === 1 ? 'number' : 'void';
+    const ret = numParams.length === 1 ? [`return ${bar(numParams[0]!.name)};`]
+      : numParams.length > 1 ? numParams.map((p, i) => `$t.d[${i}] = ${bar(p.name)};`) : [];
+    const seedLines = fn.returns === 'num'
+      ? (act.active(n.result) ? [`${bar(n.result)} = $seed;`] : [])
+      : (act.active(n.result) ? [`$pb.addTo(${bar(n.result)}, $seed);`] : []);
+    const rev = [
+      `/** Reverse sweep of ${fn.name} (${where}): pops $t and propagates the adjoint $seed of the result back to the inputs. */`,
+      `function ${fn.prefix}$rev(${[...thisSig, '$t: $pb.Tape', ...sig, ...shadowSig, seed].join(', ')}): ${revRet} {`,
+      ...indent([
+        ...lets([...localsList.map(decl), ...shadowLocals]),
+        ...lets([...numParams.map((p) => `${bar(p.name)} = 0`), ...activeNums.map((v) => `${bar(v)} = 0`)]),
+        ...popSnap, ...seedLines, ...revBody, ...ret,
+      ]),
+      '}',
+    ].join('\n');
+    return { fwd, rev, reads };
+  }
+}
+
+/**
+ * Block-local constants that the reverse sweep recomputes at the start of their block instead of storing:
+ * declared once at the top level of a block, from values that nothing in the rest of the block changes.
+ */
+function recomputable(n: Normalized, N: Set<string>, sites: Map<string, { count: number; inLoop: boolean }>): Set<string> {
+  const R = new Set<string>();
+  const assignedIn = (ss: Stmt[], v: string): boolean => {
+    let hit = false;
+    walkStmts(ss, (s) => {
+      if ((s.k === 'assign' || s.k === 'decl') && s.name === v) hit = true;
+      if (s.k === 'store' && s.arr === v) hit = true;
+    });
+    return hit;
+  };
+  const pure = (e: Expr, rest: Stmt[]): boolean => {
+    let ok = true;
+    const visit = (x: Expr): void => {
+      if (!ok) return;
+      switch (x.k) {
+        case 'call': case 'alloc': case 'copy': case 'view': case 'arrlit': case 'cond': ok = false; return;
+        case 'extcall': if (!x.fn.startsWith('(')) { ok = false; return; } break;
+        case 'var': if (!R.has(x.name) && assignedIn(rest, x.name)) ok = false; return;
+        default: break;
+      }
+      switch (x.k) {
+        case 'bin': case 'cmp': case 'logic': visit(x.a); visit(x.b); return;
+        case 'neg': case 'not': case 'stop': visit(x.a); return;
+        case 'math': case 'extcall': x.args.forEach(visit); return;
+        case 'index': visit(x.arr); visit(x.idx); return;
+        case 'len': visit(x.arr); return;
+        default: return;
+      }
+    };
+    visit(e);
+    return ok;
+  };
+  const block = (ss: NStmt[]) => {
+    ss.forEach((s, i) => {
+      if (s.k === 'decl' && s.init && s.type !== 'arr' && N.has(s.name) && sites.get(s.name)?.count === 1 && pure(s.init, ss.slice(i + 1))) R.add(s.name);
+      if (s.k === 'if') { block(s.then); block(s.else); }
+      if (s.k === 'loop') block(s.body);
+    });
+  };
+  block(n.body);
+  return R;
+}
