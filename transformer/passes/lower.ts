@@ -203,6 +203,7 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | undefined {
       if (mutates) fail(n, 'a closure that mutates a captured variable', 'the reverse sweep cannot see assignments made inside closures', 'move the computation into the marked function or into another marked function');
       fail(n, 'a nested function', 'functions defined inside a marked function are not differentiated', 'move it to module level and mark it /** @differentiable */');
     }
+    if (Node.isObjectLiteralExpression(n)) fail(n, 'an object literal', 'objects are not in the scalar subset', 'use separate number variables or a Float64Array');
     if (n.getKind() === SyntaxKind.AwaitExpression) fail(n, 'await', 'asynchronous code has no derivative', 'compute the inputs first, then call the marked function');
     if (n.getKind() === SyntaxKind.YieldExpression) fail(n, 'yield', 'generators are not supported', 'return the values as an array');
     if (n.getKind() === SyntaxKind.NullKeyword || n.getKind() === SyntaxKind.UndefinedKeyword) return { k: 'ext', text: n.getText() };
@@ -229,6 +230,7 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | undefined {
         return { k: 'alloc', len: expr(base.getArguments()[0]!), array: 'js' };
       }
     }
+    if (Node.isIdentifier(callee) && callee.getText() === 'eval' && !localOf(callee)) fail(n, 'eval', 'code built from strings cannot be analysed', 'write the computation as code');
     if (host.isStopGradient(n)) {
       if (args.length !== 1) fail(n, 'stopGradient', 'it takes one argument', 'call stopGradient(x)');
       return { k: 'stop', a: expr(args[0]!) };
@@ -272,9 +274,10 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | undefined {
       for (const v of n.getDeclarations()) {
         const nameNode = v.getNameNode();
         if (!Node.isIdentifier(nameNode)) fail(nameNode, 'a destructuring declaration', 'each variable must be declared on its own', 'declare the variables one by one');
-        const type = typeOf(v, `the local '${v.getName()}'`);
         const init = v.getInitializer();
         const e = init ? expr(init) : null; // lowered before the name is visible, as in TS
+        // `new Array(n).fill(0)` is typed any[] by TypeScript; what it holds is numbers.
+        const type = e && (e.k === 'alloc' || e.k === 'copy' || e.k === 'arrlit') ? 'arr' : typeOf(v, `the local '${v.getName()}'`);
         out.push({ k: 'decl', name: declare(v, v.getName(), type), type, init: e, src: src(v) });
       }
       return;
@@ -338,9 +341,10 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | undefined {
         fail(n, 'this for...of head', 'only `for (const v of array)` is supported', 'declare one loop variable');
       }
       const iterable = n.getExpression();
-      if (classify(iterable.getType()) !== 'arr') fail(iterable, `for...of over '${iterable.getType().getText(iterable)}'`, 'only arrays of numbers can be iterated', 'iterate a Float64Array or number[]');
       const init: Stmt[] = [];
       let arr = expr(iterable);
+      const known = arr.k === 'var' && locals.get(arr.name) === 'arr';
+      if (!known && classify(iterable.getType()) !== 'arr') fail(iterable, `for...of over '${iterable.getType().getText(iterable)}'`, 'only arrays of numbers can be iterated', 'iterate a Float64Array or number[]');
       if (arr.k !== 'var') {
         const t = hidden('$of', 'arr');
         init.push({ k: 'decl', name: t, type: 'arr', init: arr, src: src(iterable) });

@@ -97,6 +97,18 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     invertible.add(u);
   });
 
+  // Arrays that may be the same object (`t = u; u = v; v = t`, views): a store through one destroys an
+  // element that a read through another may need, so element saving is decided per alias group.
+  const group = new Map<string, string>();
+  const find = (v: string): string => { const p = group.get(v); if (!p || p === v) return v; const r = find(p); group.set(v, r); return r; };
+  walkStmts(n.body, (s) => {
+    const t = s.k === 'assign' ? s.name : s.k === 'decl' ? s.name : undefined;
+    const e = s.k === 'assign' ? s.value : s.k === 'decl' ? s.init : null;
+    if (!t || !e || !isArr(t)) return;
+    const src = e.k === 'var' ? e.name : e.k === 'view' && e.arr.k === 'var' ? e.arr.name : undefined;
+    if (src) group.set(find(t), find(src));
+  });
+
   let N = new Set<string>();
   let R = new Set<string>();
   for (let round = 0; ; round++) {
@@ -112,6 +124,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     const reads = new Set<string>();
     let tmp = 0;
     const fresh = (base: string) => `$${base}${++tmp}`;
+    const elementsNeeded = (a: string) => [...N].some((v) => isArr(v) && find(v) === find(a));
     const needsSave = (v: string) => (isArr(v) ? (N.has(v) || act.active(v)) : N.has(v) && !R.has(v)) && !singleDef(v);
     const revInfo = new Map<Stmt, { flag?: boolean; count?: boolean }>();
     const fwdHoist = new Set<string>();
@@ -313,7 +326,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
             d = fresh('d');
             out.push(`// ∂ of: ${s.src.text}`, `const ${d} = ${bar(a)}[${Q(s.idx)}];`, `${bar(a)}[${Q(s.idx)}] = 0;`);
           }
-          if (N.has(a)) out.push(`${a}[${Q(s.idx)}] = $t.pop();`);
+          if (elementsNeeded(a)) out.push(`${a}[${Q(s.idx)}] = $t.pop();`);
           if (activeStore) prop(s.value, { k: 'var', name: d }, out);
           return out;
         }
@@ -383,7 +396,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
         case 'store': {
           const out: string[] = [];
           // The element's old value is read by the reverse sweep: keep it.
-          if (N.has(s.arr)) out.push(`$t.push(${s.arr}[${P(s.idx)}]);`);
+          if (elementsNeeded(s.arr)) out.push(`$t.push(${s.arr}[${P(s.idx)}]);`);
           out.push(`${s.arr}[${P(s.idx)}] = ${P(s.value)};`);
           return out;
         }

@@ -1,0 +1,145 @@
+// The control flow and data constructs of the scalar subset.
+import { stopGradient } from 'pullback';
+import { sqr, dot } from './helpers.js';
+
+/** @differentiable */
+export function branches(x: number, y: number): number {
+  let r = 0;
+  if (x > y) r = x * y; else if (x > 0 && y > 0) r = x / y; else r = x - y;
+  const s = x > 1 || y < -1 ? Math.exp(x) : Math.sin(y);
+  return r + s;
+}
+
+/** @differentiable */
+export function whileData(x: number): number {
+  let v = x;
+  let steps = 0;
+  while (v < 10) { v = v * 1.5 + 0.1; steps++; }
+  return v * steps;
+}
+
+/** @differentiable */
+export function doWhile(x: number): number {
+  let v = x;
+  do { v = Math.sqrt(v + 1); } while (v > 1.7);
+  return v;
+}
+
+/** @differentiable */
+export function continueAndBreak(x: Float64Array, t: number): number {
+  let acc = 0;
+  for (let i = 0; i < x.length; i++) {
+    if (x[i] < 0) continue;
+    acc += x[i] * t;
+    if (acc > 2) break;
+  }
+  return acc * acc;
+}
+
+/** @differentiable */
+export function nestedReturn(x: Float64Array): number {
+  for (let i = 0; i < x.length; i++) {
+    for (let j = 0; j < x.length; j++) {
+      if (x[i] * x[j] > 0.5) return x[i] * x[j] + i;
+    }
+  }
+  return x[0];
+}
+
+/** @differentiable */
+export function compound(x: number, y: number): number {
+  let a = x;
+  a += y; a -= 0.5 * x; a *= y; a /= x + 2; a **= 2;
+  let b = a;
+  b++; b--; ++b;
+  return a + b;
+}
+
+/** @differentiable */
+export function arrays(x: number[], y: Float64Array): number {
+  const n = y.length;
+  const tmp = new Array(n).fill(0);
+  let s = 0;
+  for (let i = 0; i < n; i++) tmp[i] = x[i] * y[i];
+  for (let i = 0; i < n; i++) tmp[i] = tmp[i] * tmp[i] + tmp[(i + 1) % n];
+  for (const v of tmp) s += v;
+  return s + dot(x.length, y.subarray(1, 3), y.subarray(0, 2)) + y.length;
+}
+
+/** @differentiable */
+export function callsImported(x: number, y: number): number {
+  return sqr(x) * sqr(x + y) + sqr(sqr(y));
+}
+
+/** @differentiable */
+export function stop(x: number, y: number): number {
+  const c = stopGradient(x * y);
+  return c * x + y;
+}
+
+/** @differentiable */
+export function integers(x: Float64Array): number {
+  let s = 0;
+  let j = 0;
+  for (let i = 0; i < x.length; i++) {
+    if (i % 2 === 0) { s += x[j] * x[i]; j = j + 2; }
+    const flag = !(i > 2);
+    if (flag) s += x[i];
+  }
+  return s;
+}
+
+/** @differentiable */
+export function residuals(p: Float64Array, t: Float64Array, y: Float64Array): Float64Array {
+  const r = new Float64Array(t.length);
+  for (let i = 0; i < t.length; i++) r[i] = p[0] * Math.exp(-p[1] * t[i]) - y[i];
+  return r;
+}
+
+/** @differentiable */
+export function pairs(x: number, y: number): number[] {
+  return [x * y, x + y, Math.sin(x)];
+}
+
+/** @differentiable */
+export function scratchInLoop(x: Float64Array): number {
+  let s = 0;
+  for (let k = 0; k < 3; k++) {
+    const buf = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) buf[i] = x[i] * (k + 1) + s;
+    s = dot(x.length, buf, x) * 0.1;
+  }
+  return s;
+}
+
+/** @differentiable */
+export function pingPong(x: Float64Array): number {
+  let u = Float64Array.from(x);
+  let v = new Float64Array(x.length);
+  for (let step = 0; step < 4; step++) {
+    for (let i = 0; i < x.length; i++) v[i] = 0.5 * u[i] + 0.25 * u[(i + 1) % x.length] * u[i];
+    const t = u; u = v; v = t;
+  }
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += u[i];
+  return s;
+}
+
+export class Model {
+  /** @differentiable */
+  static energy(x: number, k: number): number {
+    return 0.5 * k * x * x + Model.tail(x);
+  }
+
+  /** @differentiable */
+  static tail(x: number): number {
+    return Math.exp(-x);
+  }
+}
+
+/** @differentiable */
+export function longLoop(x: number, n: number): number {
+  let v = x;
+  for (let i = 0; i < n; i++) v = Math.sin(v) * 0.5 + x * 1e-3;
+  return v;
+}

@@ -1,0 +1,26 @@
+/** @differentiable */
+export function sqr(v: number): number {
+  return v * v;
+}
+
+/** @differentiable */
+export function dot(n: number, a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+
+/** A function with a custom reverse rule: softplus, whose rule uses the stable sigmoid. */
+export function softplus(x: number): number {
+  return x > 30 ? x : Math.log1p(Math.exp(x));
+}
+
+/** @derivative softplus */
+export function softplusRule(x: number, g: number): number {
+  return g / (1 + Math.exp(-x));
+}
+
+/** @differentiable */
+export function usesRule(x: number, y: number): number {
+  return softplus(x * y) + softplus(y);
+}

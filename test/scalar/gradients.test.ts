@@ -1,0 +1,145 @@
+// Every construct and Math function of the scalar subset against central finite differences in f64, at
+// several seeded random points from each function's domain, plus exact values at the documented kinks.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { grad, gradcheck, valueAndGrad, vjp, jacobian, adjointSource } from '../../sdk/index.js';
+import { load } from '../support/compile.js';
+
+const math = await load('test/programs/scalar/math.ts');
+const c = await load('test/programs/scalar/constructs.ts');
+const h = await load('test/programs/scalar/helpers.ts');
+const b = await load('test/programs/scalar/basics.ts');
+
+let seed = 12345;
+const rand = (lo: number, hi: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return lo + (hi - lo) * (seed / 2147483648); };
+const vec = (n: number, lo = -1, hi = 1) => Float64Array.from({ length: n }, () => rand(lo, hi));
+
+function check(name: string, f: any, sample: () => any[], points = 4, argnums?: number | number[]) {
+  test(`${name} matches finite differences`, () => {
+    for (let p = 0; p < points; p++) {
+      const args = sample();
+      const r = gradcheck(f, args as never, { argnums, tolerance: 1e-6 });
+      assert.ok(r.ok, `${name}(${args.map(String).join('; ')}): max error ${r.maxError} at ${JSON.stringify(r.where)} (analytic ${r.analytic}, numeric ${r.numeric})`);
+    }
+  });
+}
+
+const unit = () => [rand(-0.9, 0.9)];
+const pos = () => [rand(0.2, 3)];
+const any = () => [rand(-2, 2)];
+// Math functions, each on its domain and away from its kinks.
+check('sin', math.sin, any); check('cos', math.cos, any); check('tan', math.tan, unit);
+check('asin', math.asin, unit); check('acos', math.acos, unit); check('atan', math.atan, any);
+check('atan2', math.atan2, () => [rand(-2, 2), rand(0.3, 2)]);
+check('sinh', math.sinh, any); check('cosh', math.cosh, any); check('tanh', math.tanh, any);
+check('exp', math.exp, any); check('expm1', math.expm1, any); check('log', math.log, pos); check('log1p', math.log1p, pos);
+check('log2', math.log2, pos); check('log10', math.log10, pos); check('sqrt', math.sqrt, pos); check('cbrt', math.cbrt, pos);
+check('pow', math.pow, () => [rand(0.3, 2), rand(-2, 2)]); check('**', math.powOp, () => [rand(0.3, 2), rand(-2, 2)]);
+check('hypot', math.hypot, () => [rand(-2, 2), rand(-2, 2), rand(0.5, 2)]);
+check('abs', math.abs, () => [rand(0.1, 2) * (rand(0, 1) < 0.5 ? -1 : 1)]);
+check('min', math.min, () => [rand(-2, 2), rand(-2, 2)]); check('max', math.max, () => [rand(-2, 2), rand(-2, 2), rand(-2, 2)]);
+const offInteger = () => [Math.floor(rand(-3, 3)) + rand(0.1, 0.4)];
+check('sign', math.sign, () => [rand(0.1, 2) * (rand(0, 1) < 0.5 ? -1 : 1)]);
+check('floor', math.floor, offInteger); check('ceil', math.ceil, offInteger); check('round', math.round, offInteger); check('trunc', math.trunc, offInteger);
+check('%', math.mod, () => [rand(0.1, 0.9) + Math.floor(rand(1, 5)) * 1.7, 1.7]);
+check('Math constants', math.consts, any); check('unary minus', math.neg, () => [rand(-2, 2), rand(0.5, 2)]);
+
+test('documented conventions at non-smooth points', () => {
+  assert.is(grad(math.abs)(0), 0, "abs'(0) = 0");
+  // max(x, x, z)·x: ties send the whole gradient to the first argument.
+  assert.equal(grad(math.max, [0, 1])(1, 1, 0), [2, 0]);
+  assert.equal(grad(math.min, [0, 1])(2, 2), [2, 2]); // min(x,y)·y at a tie: ∂x = y, ∂y = min + y·0
+  assert.is(grad(math.floor)(2.5), 2, 'floor has derivative 0: d(floor(x)·x) = floor(x)');
+  assert.is(grad(math.sign)(0), 0);
+});
+
+// Constructs.
+check('if / else if / ?: / && ||', c.branches, () => [rand(-2, 2), rand(-2, 2)], 8);
+check('while with a data-dependent trip count', c.whileData, () => [rand(0.5, 3)]);
+check('do...while', c.doWhile, () => [rand(2, 9)]);
+check('continue and break in a for loop', c.continueAndBreak, () => [vec(7), rand(0.2, 1.5)], 6);
+check('early return from nested loops', c.nestedReturn, () => [vec(5)], 6);
+check('compound assignment, ++ and --', c.compound, () => [rand(0.5, 2), rand(0.5, 2)]);
+check('number[] and Float64Array, scratch arrays, subarray views, for...of', c.arrays, () => [Array.from(vec(6)), vec(6)]);
+check('calls of marked functions imported from another module', c.callsImported, () => [rand(-1, 1), rand(-1, 1)]);
+check('integer counters, % and boolean locals', c.integers, () => [vec(7)]);
+check('scratch arrays allocated in a loop and passed to a callee', c.scratchInLoop, () => [vec(5)]);
+check('aliased arrays swapped every step', c.pingPong, () => [vec(6)]);
+check('static methods calling static methods', c.Model.energy, () => [rand(-1, 1), rand(0.5, 2)]);
+check('custom derivative used by a marked function', h.usesRule, () => [rand(-2, 2), rand(-2, 2)]);
+check('custom derivative called directly', h.softplus, () => [rand(-2, 2)]);
+check('Rosenbrock', b.rosen, () => [vec(9)]);
+check('while with break on the data', b.loopBreak, () => [rand(0.5, 2), rand(1.2, 2)]);
+check('Newton iterations', b.newtonSqrt, () => [rand(0.5, 9)]);
+check('early return inside for...of', b.earlyReturn, () => [vec(6), rand(0.2, 3)], 6);
+check('a scratch array overwritten in nested loops', b.scratch, () => [vec(6)]);
+check('recursion', b.callsAndRecursion, () => [rand(-1, 1), 3], 4, 0);
+
+test('stopGradient blocks the flow', () => {
+  assert.equal(grad(c.stop, [0, 1])(2, 3), [6, 1]);
+  assert.is(grad(b.withStop)(3), 3);
+});
+
+test('vector outputs through vjp and jacobian', () => {
+  const p = Float64Array.from([2, 0.5]), t = Float64Array.from([0, 1, 2]), y = Float64Array.from([1, 2, 3]);
+  const [r, pb] = vjp(c.residuals, p, t, y);
+  assert.equal(Array.from(r), Array.from(c.residuals(p, t, y)));
+  const g1 = pb([1, 0, 0])[0] as Float64Array;
+  const g2 = pb([1, 0, 0])[0] as Float64Array; // a pullback runs again without the forward sweep
+  assert.equal(Array.from(g1), Array.from(g2));
+  const J = jacobian(c.residuals)(p, t, y) as Float64Array[];
+  assert.is(J.length, 3);
+  for (let i = 0; i < 3; i++) {
+    assert.ok(Math.abs(J[i]![0]! - Math.exp(-0.5 * t[i]!)) < 1e-14);
+    assert.ok(Math.abs(J[i]![1]! + 2 * t[i]! * Math.exp(-0.5 * t[i]!)) < 1e-14);
+  }
+  const r2 = gradcheck(c.pairs, [0.3, 0.8]);
+  assert.ok(r2.ok, String(r2.maxError));
+  assert.equal(jacobian(c.pairs, [0, 1])(0.3, 0.8)[0], [0.8, 0.3]);
+});
+
+test('grad with argnums, valueAndGrad, and gradients typed like their parameters', () => {
+  const [v, [gx, gy]] = valueAndGrad(c.branches, [0, 1])(1.3, 0.4) as unknown as [number, [number, number]];
+  assert.is(v, c.branches(1.3, 0.4));
+  assert.is(typeof gx, 'number');
+  assert.is(typeof gy, 'number');
+  const ga = grad(c.arrays, [0, 1])([1, 2, 3], Float64Array.from([1, 2, 3])) as Float64Array[];
+  assert.ok(ga[0] instanceof Float64Array && ga[0].length === 3);
+});
+
+test('marked functions stay ordinary functions', () => {
+  assert.is(b.newtonSqrt(9), 3);
+  assert.is(c.Model.energy(1, 2), 1 + Math.exp(-1));
+});
+
+test('errors: vector-valued grad, untransformed functions, bad arguments', () => {
+  assert.throws(() => grad(c.residuals), /returns an array; use vjp\(f, \.\.\.args\).*jacobian/);
+  const plain = (x: number) => x * x;
+  assert.throws(() => grad(plain), /plain has no generated adjoint: it was not transformed\. Mark it with \/\*\* @differentiable \*\//);
+  assert.throws(() => grad(b.rosen)(3 as never), /argument 0 of rosen \(basics\.ts:4\) must be a Float64Array or number\[\], got number/);
+  assert.throws(() => grad(b.newtonSqrt, 2), /argnums 2 is out of range for newtonSqrt/);
+  const [, pb] = vjp(c.residuals, Float64Array.from([1, 1]), Float64Array.from([0, 1]), Float64Array.from([0, 0]));
+  assert.throws(() => pb([1, 2, 3]), /cotangent of residuals has length 3; the output has length 2/);
+});
+
+test('adjointSource shows readable sweeps labelled with the source lines', () => {
+  const s = adjointSource(b.rosen);
+  assert.match(s, /function rosen\$fwd\(\$t: \$pb\.Tape, x: Float64Array, x_bar: Float64Array\): number/);
+  assert.match(s, /\/\/ ∂ of: s \+= 100 \* a \* a \+ b \* b;/);
+  assert.match(s, /x_bar\[i \+ 1\] \+= /);
+});
+
+test('a tape of a million iterations grows, and the limit gives a clear error', async () => {
+  const { Tape } = await import('../../sdk/ad/tape.js');
+  const t = new Tape();
+  for (let i = 0; i < 1_000_000; i++) t.push(i);
+  assert.is(t.pop(), 999_999);
+  const small = new Tape();
+  small.limit = 8192;
+  assert.throws(() => { for (let i = 0; i < 10_000; i++) small.push(i); }, /the tape is full \(8192 values recorded, limit 8192\)/);
+  // A loop of a million iterations whose every step is recorded, through the generated code.
+  const r = gradcheck(c.longLoop, [0.7, 1_000_000], { argnums: 0 });
+  assert.ok(r.ok, `max error ${r.maxError}`);
+});
+
+test.run();
