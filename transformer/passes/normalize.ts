@@ -7,7 +7,7 @@
 //  - calls of differentiable functions become statements of their own (`t = g(x)`), since their reverse
 //    sweep runs at a statement boundary;
 //  - array literals become an allocation and element stores; the result is one variable.
-import type { Expr, Fn, Stmt, ValueType } from '../ir.js';
+import { varsOf, walkStmts, type Expr, type Fn, type Stmt, type ValueType } from '../ir.js';
 
 export interface LoopExit {
   /** Tested at the end of every iteration; true: leave the loop (a break, or a return inside it). */
@@ -185,5 +185,79 @@ export function normalize(fn: Fn): Normalized {
     }
     return out;
   };
-  return { fn, body: block(structured), result };
+  return { fn, body: ssa(block(structured)), result };
+
+  /**
+   * Versions of a variable updated in place, where that blocks recomputation: in a loop body such as
+   * `const k1 = f(x); ...; x = x + h * k1;` the update of x makes every constant that read x impossible to
+   * recompute in the reverse sweep. Renaming the update (`const x_1 = x + h * k1`, later reads use x_1) and
+   * copying back once at the end of the block (`x = x_1`) leaves x unchanged through the block, so the
+   * constants are recomputed and only x itself is stored, once per iteration.
+   */
+  function ssa(ss: NStmt[]): NStmt[] {
+    const nested = (s: NStmt): NStmt => s.k === 'if' ? { ...s, then: ssa(s.then), else: ssa(s.else) }
+      : s.k === 'loop' ? { ...s, body: ssa(s.body) } : s;
+    ss = ss.map(nested);
+    const assignsDeep = (s: NStmt, v: string) => { let hit = false; walkStmts([s], (x) => { if ((x.k === 'assign' || x.k === 'decl') && x.name === v) hit = true; }); return hit; };
+    const candidates = new Set<string>();
+    ss.forEach((s, i) => {
+      if (s.k !== 'decl' || !s.init) return;
+      for (const v of varsOf(s.init)) {
+        if (locals.get(v) !== 'num' && !(fn.params.some((p) => p.name === v && p.type === 'num'))) continue;
+        const later = ss.slice(i + 1).filter((x) => assignsDeep(x, v));
+        if (later.length && later.every((x) => x.k === 'assign' && x.name === v) && ss.every((x) => x.k === 'assign' || !assignsDeep(x, v))) candidates.add(v);
+      }
+    });
+    // A verbatim statement (console.log(x)) would print a stale x: leave such variables alone.
+    walkStmts(ss, (x) => { if (x.k === 'opaque') for (const u of x.uses) for (const v of varsOf(u)) candidates.delete(v); });
+    if (!candidates.size) return ss;
+    const version = new Map<string, string>();
+    const rename = (e: Expr): Expr => mapVars(e, (name) => version.get(name) ?? name);
+    const out: NStmt[] = [];
+    let lastSrc = ss[ss.length - 1]!.src;
+    for (const s of ss) {
+      const r = renameStmt(s, rename);
+      if (r.k === 'assign' && candidates.has(r.name)) {
+        const t = fresh(`${r.name}_${(version.size + 1)}`, 'num');
+        out.push({ k: 'decl', name: t, type: 'num', init: r.value, src: r.src });
+        version.set(r.name, t);
+        lastSrc = r.src;
+      } else out.push(r);
+    }
+    for (const [v, t] of version) out.push({ k: 'assign', name: v, value: { k: 'var', name: t }, src: { ...lastSrc, text: `${v} = ${t} (the updated ${v} carried to the next step)` } });
+    return out;
+  }
+}
+
+/** Rewrites every variable read in an expression. */
+function mapVars(e: Expr, f: (name: string) => string): Expr {
+  const m = (x: Expr) => mapVars(x, f);
+  switch (e.k) {
+    case 'var': return { k: 'var', name: f(e.name) };
+    case 'lit': case 'ext': return e;
+    case 'bin': case 'cmp': case 'logic': return { ...e, a: m(e.a), b: m(e.b) } as Expr;
+    case 'neg': case 'not': case 'stop': return { ...e, a: m(e.a) } as Expr;
+    case 'cond': return { ...e, c: m(e.c), a: m(e.a), b: m(e.b) };
+    case 'math': case 'call': case 'extcall': return { ...e, args: e.args.map(m) } as Expr;
+    case 'arrlit': return { ...e, items: e.items.map(m) };
+    case 'index': return { ...e, arr: m(e.arr), idx: m(e.idx) };
+    case 'len': return { ...e, arr: m(e.arr) };
+    case 'alloc': return { ...e, len: m(e.len) };
+    case 'copy': return { ...e, src: m(e.src) };
+    case 'view': return { ...e, arr: m(e.arr), start: m(e.start), end: e.end ? m(e.end) : null };
+  }
+}
+
+/** Rewrites the expressions of a statement and of the statements nested in it (targets are kept). */
+function renameStmt(s: NStmt, f: (e: Expr) => Expr): NStmt {
+  const list = (xs: NStmt[]) => xs.map((x) => renameStmt(x, f));
+  switch (s.k) {
+    case 'decl': return { ...s, init: s.init ? f(s.init) : null };
+    case 'assign': return { ...s, value: f(s.value) };
+    case 'store': return { ...s, idx: f(s.idx), value: f(s.value) };
+    case 'if': return { ...s, cond: f(s.cond), then: list(s.then), else: list(s.else) };
+    case 'loop': return { ...s, init: list(s.init), cond: s.cond ? f(s.cond) : null, update: list(s.update), body: list(s.body), exit: s.exit ? f(s.exit) : s.exit };
+    case 'opaque': return { ...s, uses: s.uses.map(f) };
+    default: return s;
+  }
 }

@@ -14,7 +14,7 @@
 // caller's reverse calls the callee's reverse at the mirror point and the records pop out in order.
 // Arrays have shadows: every active array `a` has an adjoint array `a_bar` of the same length, created and
 // aliased alongside it in the forward sweep, so that aliasing (`u = next`) carries adjoints with it.
-import { assertNever, varsOf, walkStmts, type Callee, type Expr, type Stmt, type ValueType } from '../ir.js';
+import { assertNever, stmtExprs, varsOf, walkExpr, walkStmts, type Callee, type Expr, type Stmt, type ValueType } from '../ir.js';
 import type { Activity } from './activity.js';
 import type { NStmt, Normalized } from './normalize.js';
 import { printExpr, type PrintHooks } from './print.js';
@@ -110,7 +110,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
   });
 
   let N = new Set<string>();
-  let R = new Set<string>();
+  let R = new Map<string, number>();
   for (let round = 0; ; round++) {
     R = recomputable(n, N, sites);
     const g = sweepsWith(N, R);
@@ -120,7 +120,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     N = new Set(N);
   }
 
-  function sweepsWith(N: Set<string>, R: Set<string>): { fwd: string; rev: string; reads: Set<string> } {
+  function sweepsWith(N: Set<string>, R: Map<string, number>): { fwd: string; rev: string; reads: Set<string> } {
     const reads = new Set<string>();
     let tmp = 0;
     const fresh = (base: string) => `$${base}${++tmp}`;
@@ -222,7 +222,13 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       }
     };
 
+    // Recomputations due right after the restore of the statement being reversed (see `recomputable`).
+    let pendingRecompute: string[] | null = null;
     const restore = (v: string, out: string[]) => {
+      restoreOnly(v, out);
+      if (pendingRecompute) { out.push(...pendingRecompute); pendingRecompute = null; }
+    };
+    const restoreOnly = (v: string, out: string[]) => {
       if (!needsSave(v)) return;
       if (isArr(v)) {
         if (hasShadow(v)) out.push(`${bar(v)} = $t.popRef();`);
@@ -366,10 +372,25 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     };
     const revList = (ss: NStmt[]): string[] => ss.slice().reverse().flatMap(revStmt);
     const revBlock = (ss: NStmt[]): string[] => {
-      const body = revList(ss);
       const pre: string[] = [];
-      for (const s of ss) if (s.k === 'decl' && R.has(s.name) && s.init) pre.push(`${s.name} = ${Q(s.init)};`);
-      return body.length ? [...pre, ...body] : [];
+      const due = new Map<number, string[]>();
+      for (const s of ss) {
+        if (s.k !== 'decl' || !s.init || !R.has(s.name)) continue;
+        const at = R.get(s.name)!;
+        const line = `${s.name} = ${Q(s.init)};`;
+        if (at === Infinity) pre.push(line);
+        else due.set(at, [...(due.get(at) ?? []), line]);
+      }
+      const body: string[] = [];
+      let real = false;
+      for (let k = ss.length - 1; k >= 0; k--) {
+        pendingRecompute = due.get(k) ?? null;
+        const lines = revStmt(ss[k]!);
+        if (lines.length) real = true;
+        if (pendingRecompute) { lines.push(...pendingRecompute); pendingRecompute = null; }
+        body.push(...lines);
+      }
+      return real ? [...pre, ...body] : [];
     };
 
     // ---------- forward ----------
@@ -453,7 +474,9 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     const sig = fn.params.map((p) => `${p.name}: ${p.typeText}`);
     const shadowSig = fn.params.filter((p) => p.type === 'arr').map((p) => `${bar(p.name)}: Float64Array`);
     const thisSig = fn.usesThis ? ['this: any'] : [];
-    const decl = (v: string) => `${v}!: ${typeOf(v) === 'arr' ? localTypes.get(v) ?? 'Float64Array' : typeOf(v) === 'bool' ? 'boolean' : 'number'}`;
+    // Number and boolean locals start at a value of their type (never undefined), so that V8 keeps them
+    // unboxed; arrays start undefined and are always assigned before use.
+    const decl = (v: string) => typeOf(v) === 'arr' ? `${v}!: ${localTypes.get(v) ?? 'Float64Array'}` : typeOf(v) === 'bool' ? `${v} = false` : `${v} = 0`;
     const localsList = [...fn.locals.keys()].filter((v) => !params.has(v));
     const shadowLocals = localsList.filter((v) => isArr(v) && hasShadow(v)).map((v) => `${bar(v)}!: Float64Array`);
     const lets = (xs: string[]) => (xs.length ? [`let ${xs.join(', ')};`] : []);
@@ -490,46 +513,54 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
 }
 
 /**
- * Block-local constants that the reverse sweep recomputes at the start of their block instead of storing:
- * declared once at the top level of a block, from values that nothing in the rest of the block changes.
+ * Block-local constants that the reverse sweep recomputes instead of storing: declared once at the top level
+ * of a block, with a pure expression. The value maps each to the index of the statement of its block after
+ * whose restore its inputs again hold their values at the definition (Infinity: nothing in the block changes
+ * them, recompute at the start of the block's reverse). The reverse of every later statement must not read it.
  */
-function recomputable(n: Normalized, N: Set<string>, sites: Map<string, { count: number; inLoop: boolean }>): Set<string> {
-  const R = new Set<string>();
-  const assignedIn = (ss: Stmt[], v: string): boolean => {
+function recomputable(n: Normalized, N: Set<string>, sites: Map<string, { count: number; inLoop: boolean }>): Map<string, number> {
+  const R = new Map<string, number>();
+  const assignsDeep = (s: Stmt, v: string): boolean => {
     let hit = false;
-    walkStmts(ss, (s) => {
-      if ((s.k === 'assign' || s.k === 'decl') && s.name === v) hit = true;
-      if (s.k === 'store' && s.arr === v) hit = true;
+    walkStmts([s], (x) => {
+      if ((x.k === 'assign' || x.k === 'decl') && x.name === v) hit = true;
+      if (x.k === 'store' && x.arr === v) hit = true;
     });
     return hit;
   };
-  const pure = (e: Expr, rest: Stmt[]): boolean => {
+  const readsDeep = (s: Stmt, v: string): boolean => {
+    let hit = false;
+    walkStmts([s], (x) => { for (const e of stmtExprs(x)) if (varsOf(e).has(v)) hit = true; if (x.k === 'loop' && (x as NStmt).exit && varsOf((x as NStmt).exit!).has(v)) hit = true; });
+    return hit;
+  };
+  const pure = (e: Expr): boolean => {
     let ok = true;
-    const visit = (x: Expr): void => {
-      if (!ok) return;
-      switch (x.k) {
-        case 'call': case 'alloc': case 'copy': case 'view': case 'arrlit': case 'cond': ok = false; return;
-        case 'extcall': if (!x.fn.startsWith('(')) { ok = false; return; } break;
-        case 'var': if (!R.has(x.name) && assignedIn(rest, x.name)) ok = false; return;
-        default: break;
-      }
-      switch (x.k) {
-        case 'bin': case 'cmp': case 'logic': visit(x.a); visit(x.b); return;
-        case 'neg': case 'not': case 'stop': visit(x.a); return;
-        case 'math': case 'extcall': x.args.forEach(visit); return;
-        case 'index': visit(x.arr); visit(x.idx); return;
-        case 'len': visit(x.arr); return;
-        default: return;
-      }
-    };
-    visit(e);
+    walkExpr(e, (x) => {
+      if (x.k === 'call' || x.k === 'alloc' || x.k === 'copy' || x.k === 'view' || x.k === 'arrlit' || x.k === 'cond') ok = false;
+      if (x.k === 'extcall' && !x.fn.startsWith('(')) ok = false;
+    });
     return ok;
   };
   const block = (ss: NStmt[]) => {
+    const local = new Map<string, number>();
     ss.forEach((s, i) => {
-      if (s.k === 'decl' && s.init && s.type !== 'arr' && N.has(s.name) && sites.get(s.name)?.count === 1 && pure(s.init, ss.slice(i + 1))) R.add(s.name);
       if (s.k === 'if') { block(s.then); block(s.else); }
       if (s.k === 'loop') block(s.body);
+      if (s.k !== 'decl' || !s.init || s.type === 'arr' || !N.has(s.name) || sites.get(s.name)?.count !== 1 || !pure(s.init)) return;
+      let at = Infinity;
+      for (const w of varsOf(s.init)) {
+        if (local.has(w)) { at = Math.min(at, local.get(w)!); continue; }
+        for (let j = i + 1; j < ss.length; j++) {
+          if (!assignsDeep(ss[j]!, w)) continue;
+          const x = ss[j]!;
+          if (x.k !== 'assign' || x.name !== w) return; // changed inside a branch or loop, or element-wise: store it
+          at = Math.min(at, j);
+          break;
+        }
+      }
+      if (at !== Infinity) for (let j = at + 1; j < ss.length; j++) if (readsDeep(ss[j]!, s.name)) return;
+      local.set(s.name, at);
+      R.set(s.name, at);
     });
   };
   block(n.body);
