@@ -6,11 +6,14 @@ import type { Expr } from '../ir.js';
 
 const lit = (v: number): Expr => ({ k: 'lit', v });
 export const mul = (a: Expr, b: Expr): Expr => {
+  // Negations float to the top, where two of them cancel and one becomes `-=`.
+  if (a.k === 'neg') return neg(mul(a.a, b));
+  if (b.k === 'neg') return neg(mul(a, b.a));
   if (a.k === 'lit' && a.v === 1) return b;
   if (b.k === 'lit' && b.v === 1) return a;
   return { k: 'bin', op: '*', a, b };
 };
-export const div = (a: Expr, b: Expr): Expr => ({ k: 'bin', op: '/', a, b });
+export const div = (a: Expr, b: Expr): Expr => (a.k === 'neg' ? neg(div(a.a, b)) : { k: 'bin', op: '/', a, b });
 export const add = (a: Expr, b: Expr): Expr => ({ k: 'bin', op: '+', a, b });
 export const sub = (a: Expr, b: Expr): Expr => ({ k: 'bin', op: '-', a, b });
 export const neg = (a: Expr): Expr => (a.k === 'neg' ? a.a : { k: 'neg', a });
