@@ -107,6 +107,14 @@ test('grad with argnums, valueAndGrad, and gradients typed like their parameters
   assert.ok(ga[0] instanceof Float64Array && ga[0].length === 3);
 });
 
+test('instance methods read `this` and call marked methods through it', () => {
+  const p = new c.Pendulum(2, 9.81);
+  const g = grad(c.Pendulum.prototype.energy, [0, 1]) as any;
+  const [gt, go] = g.call(p, 0.3, 1.2) as number[];
+  assert.ok(Math.abs(gt! - 9.81 * 2 * Math.sin(0.3)) < 1e-12);
+  assert.ok(Math.abs(go! - (4 * 1.2 + 0.02 * 1.2 * 2)) < 1e-12);
+});
+
 test('marked functions stay ordinary functions', () => {
   assert.is(b.newtonSqrt(9), 3);
   assert.is(c.Model.energy(1, 2), 1 + Math.exp(-1));

@@ -143,3 +143,17 @@ export function longLoop(x: number, n: number): number {
   for (let i = 0; i < n; i++) v = Math.sin(v) * 0.5 + x * 1e-3;
   return v;
 }
+
+export class Pendulum {
+  constructor(readonly length: number, readonly g: number) {}
+
+  /** Energy of the pendulum at angle theta and angular velocity omega. @differentiable */
+  energy(theta: number, omega: number): number {
+    return 0.5 * this.length * this.length * omega * omega + this.g * this.length * (1 - Math.cos(theta)) + this.drag(omega);
+  }
+
+  /** @differentiable */
+  drag(omega: number): number {
+    return 0.01 * omega * omega * this.length;
+  }
+}
