@@ -24,6 +24,16 @@ export class Tape {
     return this.f[--this.sp]!;
   }
 
+  /**
+   * Pops a value recorded from an integer (a loop counter, a trip count) as a small integer when it is one,
+   * so that V8 keeps indexing with it on its fast path instead of converting a double at every access.
+   */
+  popInt(): number {
+    const v = this.f[--this.sp]!;
+    const i = v | 0;
+    return i === v ? i : v;
+  }
+
   pushRef(o: unknown): void {
     this.refs[this.rp++] = o;
   }

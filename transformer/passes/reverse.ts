@@ -163,6 +163,39 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     };
 
     // ---------- reverse ----------
+    // Contributions to the same adjoint within one statement are summed into one update
+    // (`x_bar[i] += 2 * ($d * x[i])` rather than two read-modify-writes), emitted when the statement ends.
+    const pending = new Map<string[], Map<string, Expr[]>>();
+    const contribute = (out: string[], target: string, g: Expr) => {
+      const m = pending.get(out) ?? new Map<string, Expr[]>();
+      pending.set(out, m);
+      m.set(target, [...(m.get(target) ?? []), g]);
+    };
+    const flush = (out: string[]) => {
+      const m = pending.get(out);
+      if (!m) return;
+      pending.delete(out);
+      for (const [target, terms] of m) {
+        if (terms.length === 1) {
+          const g = terms[0]!;
+          out.push(g.k === 'neg' ? `${target} -= ${Q(g.a)};` : `${target} += ${Q(g)};`);
+          continue;
+        }
+        // Several terms: like terms are counted, each term printed tight enough to be summed.
+        const counts = new Map<string, { negative: boolean; text: string; n: number }>();
+        for (const g of terms) {
+          const negative = g.k === 'neg';
+          const text = printExpr(negative ? (g as { a: Expr }).a : g, pr, 12);
+          const key = `${negative ? '-' : '+'}${text}`;
+          const c = counts.get(key);
+          if (c) c.n++; else counts.set(key, { negative, text, n: 1 });
+        }
+        const parts = [...counts.values()].map((c) => ({ negative: c.negative, text: c.n === 1 ? c.text : `${c.n} * ${c.text}` }));
+        const allNegative = parts.every((p) => p.negative);
+        const sum = parts.map((p, i) => (i === 0 ? (p.negative && !allNegative ? `-${p.text}` : p.text) : `${p.negative !== allNegative ? ' - ' : ' + '}${p.text}`)).join('');
+        out.push(`${target} ${allNegative ? '-=' : '+='} ${sum};`);
+      }
+    };
     const prop = (e: Expr, g: Expr, out: string[]): void => {
       if (!act.activeExpr(e)) return;
       const share = (count: number): Expr => {
@@ -174,13 +207,12 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       switch (e.k) {
         case 'var':
           if (!act.active(e.name)) return;
-          if (g.k === 'neg') out.push(`${bar(e.name)} -= ${Q(g.a)};`);
-          else out.push(`${bar(e.name)} += ${Q(g)};`);
+          contribute(out, bar(e.name), g);
           return;
         case 'index':
           if (e.arr.k !== 'var' || !act.active(e.arr.name)) return;
           reads.add(e.arr.name);
-          out.push(`${bar(e.arr.name)}[${Q(e.idx)}] ${g.k === 'neg' ? '-=' : '+='} ${Q(g.k === 'neg' ? g.a : g)};`);
+          contribute(out, `${bar(e.arr.name)}[${Q(e.idx)}]`, g);
           return;
         case 'neg': prop(e.a, neg(g), out); return;
         case 'bin': {
@@ -214,7 +246,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
           out.push(`if (${Q(e.c)}) {`);
           const a: string[] = [], b: string[] = [];
           const gg = share(2);
-          prop(e.a, gg, a); prop(e.b, gg, b);
+          prop(e.a, gg, a); flush(a); prop(e.b, gg, b); flush(b);
           out.push(...indent(a), '} else {', ...indent(b), '}');
           return;
         }
@@ -233,7 +265,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       if (isArr(v)) {
         if (hasShadow(v)) out.push(`${bar(v)} = $t.popRef();`);
         out.push(`${v} = $t.popRef();`);
-      } else out.push(typeOf(v) === 'bool' ? `${v} = $t.pop() !== 0;` : `${v} = $t.pop();`);
+      } else out.push(typeOf(v) === 'bool' ? `${v} = $t.pop() !== 0;` : integral.has(v) ? `${v} = $t.popInt();` : `${v} = $t.pop();`);
     };
 
     const callRev = (e: CallExpr, seed: string, out: string[]) => {
@@ -314,6 +346,11 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     };
 
     const revStmt = (s: NStmt): string[] => {
+      const lines = revStmtUnflushed(s);
+      flush(lines);
+      return lines;
+    };
+    const revStmtUnflushed = (s: NStmt): string[] => {
       switch (s.k) {
         case 'decl': return s.init ? revAssign(s.name, s.init, s.src) : [];
         case 'assign':
@@ -353,14 +390,14 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
           const out = [`// ∂ of: ${s.src.text}`];
           if (s.exit && !upd.length) {
             out.push('$t.pop(); // how the loop ended: nothing to undo either way');
-            out.push(`for (let ${k} = $t.pop(); ${k} > 0; ${k}--) {`);
+            out.push(`for (let ${k} = $t.popInt(); ${k} > 0; ${k}--) {`);
           } else if (s.exit) {
             const ex = fresh('exit');
             out.push(`let ${ex} = $t.pop() !== 0;`);
-            out.push(`for (let ${k} = $t.pop(); ${k} > 0; ${k}--) {`);
+            out.push(`for (let ${k} = $t.popInt(); ${k} > 0; ${k}--) {`);
             if (upd.length) out.push(...indent([`if (!${ex}) {`, ...indent(upd), '}', `${ex} = false;`]));
           } else {
-            out.push(`for (let ${k} = $t.pop(); ${k} > 0; ${k}--) {`);
+            out.push(`for (let ${k} = $t.popInt(); ${k} > 0; ${k}--) {`);
             out.push(...indent(upd));
           }
           out.push(...indent(body), '}', ...init);
@@ -469,7 +506,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       : [typeOf(v) === 'bool' ? `$t.push(+${v});` : `$t.push(${v});`]);
     const popSnap = snapshot.slice().reverse().flatMap((v) => isArr(v)
       ? [...(hasShadow(v) ? [`${bar(v)} = $t.popRef();`] : []), `${v} = $t.popRef();`]
-      : [typeOf(v) === 'bool' ? `${v} = $t.pop() !== 0;` : `${v} = $t.pop();`]);
+      : [typeOf(v) === 'bool' ? `${v} = $t.pop() !== 0;` : integral.has(v) ? `${v} = $t.popInt();` : `${v} = $t.pop();`]);
 
     const sig = fn.params.map((p) => `${p.name}: ${p.typeText}`);
     const shadowSig = fn.params.filter((p) => p.type === 'arr').map((p) => `${bar(p.name)}: Float64Array`);
