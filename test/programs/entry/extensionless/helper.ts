@@ -1,0 +1,1 @@
+export const twice = (x: number): number => 2 * x;

@@ -1,0 +1,3 @@
+export function half(x: number): number {
+  return x / 2;
+}
