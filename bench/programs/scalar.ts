@@ -11,13 +11,15 @@ export function rosenbrock(x: Float64Array): number {
   return s;
 }
 
-export function rosenbrockGrad(x: Float64Array, g: Float64Array): void {
-  g.fill(0);
+/** Hand-written gradient, a function returning a new array as grad() does. */
+export function rosenbrockGrad(x: Float64Array): Float64Array {
+  const g = new Float64Array(x.length);
   for (let i = 0; i < x.length - 1; i++) {
     const a = x[i + 1] - x[i] * x[i];
     g[i] += -400 * a * x[i] - 2 * (1 - x[i]);
     g[i + 1] += 200 * a;
   }
+  return g;
 }
 
 /**
@@ -47,7 +49,8 @@ export function lotkaVolterra(p: Float64Array, x0: number, y0: number, h: number
 }
 
 /** Hand-written reverse mode of lotkaVolterra: stores the states, then walks back. */
-export function lotkaVolterraGrad(p: Float64Array, x0: number, y0: number, h: number, steps: number, g: Float64Array, xs: Float64Array, ys: Float64Array): void {
+export function lotkaVolterraGrad(p: Float64Array, x0: number, y0: number, h: number, steps: number): Float64Array {
+  const g = new Float64Array(4), xs = new Float64Array(steps), ys = new Float64Array(steps);
   const alpha = p[0]!, beta = p[1]!, delta = p[2]!, gamma = p[3]!;
   let x = x0, y = y0;
   for (let s = 0; s < steps; s++) {
@@ -97,6 +100,7 @@ export function lotkaVolterraGrad(p: Float64Array, x0: number, y0: number, h: nu
     xb = xnb; yb = ynb;
   }
   g[0] = ga; g[1] = gb; g[2] = gd; g[3] = gg;
+  return g;
 }
 
 /** 50 Newton iterations for sqrt(a), differentiated with respect to a. @differentiable */
@@ -107,7 +111,8 @@ export function newtonSqrt(a: number): number {
 }
 
 /** Hand-written: the reverse of x ← (x + a/x)/2, storing the iterates. */
-export function newtonSqrtGrad(a: number, xs: Float64Array): number {
+export function newtonSqrtGrad(a: number): number {
+  const xs = new Float64Array(50);
   let x = a;
   for (let i = 0; i < 50; i++) { xs[i] = x; x = 0.5 * (x + a / x); }
   let xb = 1, ab = 0;

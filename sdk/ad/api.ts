@@ -10,14 +10,15 @@ type Grads<F extends Fn, A> = A extends number ? Gradient<Parameters<F>[A]>
   : A extends readonly number[] ? { [K in keyof A]: Gradient<Parameters<F>[A[K] & number]> } : never;
 
 function checkArgs(ad: Adjoint, args: unknown[]): void {
-  if (args.length !== ad.params.length) {
-    throw new Error(`pullback: ${ad.name} (${ad.where}) takes ${ad.params.length} arguments, got ${args.length}`);
+  const ps = ad.params;
+  if (args.length !== ps.length) {
+    throw new Error(`pullback: ${ad.name} (${ad.where}) takes ${ps.length} arguments, got ${args.length}`);
   }
-  ad.params.forEach((k, i) => {
-    const a = args[i];
+  for (let i = 0; i < ps.length; i++) {
+    const a = args[i], k = ps[i];
     const ok = k === 'num' ? typeof a === 'number' : a instanceof Float64Array || Array.isArray(a);
     if (!ok) throw new Error(`pullback: argument ${i} of ${ad.name} (${ad.where}) must be ${k === 'num' ? 'a number' : 'a Float64Array or number[]'}, got ${describe(a)}`);
-  });
+  }
 }
 
 function describe(a: unknown): string {
@@ -34,19 +35,41 @@ function checkArgnums(ad: Adjoint, argnums: number | readonly number[]): void {
   }
 }
 
-/** Runs both sweeps once on a pooled tape; returns the value and every parameter's gradient. */
+/**
+ * Runs both sweeps once on a pooled tape: one argument array serves both sweeps (the hot path of an
+ * optimisation loop allocates nothing else than the gradients it returns). Returns the value and every
+ * parameter's gradient.
+ */
 function run(ad: Adjoint, self: unknown, args: unknown[], seed: unknown, t: Tape): { value: any; grads: unknown[] } {
-  const shadows = ad.params.flatMap((k, i) => (k === 'arr' ? [new Float64Array((args[i] as ArrayLike<number>).length)] : []));
-  const value = ad.fwd.call(self, t, ...args, ...shadows);
-  const grads = reverse(ad, self, args, shadows, seed ?? 1, t);
-  return { value, grads };
+  const ps = ad.params;
+  const call: unknown[] = [t, ...args];
+  const shadows: Float64Array[] = [];
+  for (let i = 0; i < ps.length; i++) {
+    if (ps[i] === 'arr') {
+      const s = new Float64Array((args[i] as ArrayLike<number>).length);
+      shadows.push(s);
+      call.push(s);
+    }
+  }
+  const value = ad.fwd.apply(self, call as [Tape, ...any[]]);
+  call.push(seed);
+  const single = ad.rev.apply(self, call as [Tape, ...any[]]);
+  return { value, grads: collect(ad, shadows, single, t) };
+}
+
+function collect(ad: Adjoint, shadows: Float64Array[], single: unknown, t: Tape): unknown[] {
+  const ps = ad.params;
+  let nNum = 0;
+  for (const k of ps) if (k === 'num') nNum++;
+  const grads = new Array<unknown>(ps.length);
+  let a = 0, j = 0;
+  for (let i = 0; i < ps.length; i++) grads[i] = ps[i] === 'arr' ? shadows[a++] : nNum === 1 ? single : t.d[j++];
+  return grads;
 }
 
 function reverse(ad: Adjoint, self: unknown, args: unknown[], shadows: Float64Array[], seed: unknown, t: Tape): unknown[] {
   const single = ad.rev.call(self, t, ...args, ...shadows, seed);
-  const nNum = ad.params.filter((k) => k === 'num').length;
-  let a = 0, j = 0;
-  return ad.params.map((k) => (k === 'arr' ? shadows[a++] : nNum === 1 ? single : t.d[j++]));
+  return collect(ad, shadows, single, t);
 }
 
 function select(grads: unknown[], argnums: number | readonly number[]): any {

@@ -56,8 +56,10 @@ export class Tape {
 
   reset(): void {
     this.sp = 0;
-    this.rp = 0;
-    this.refs.length = 0;
+    if (this.rp !== 0 || this.refs.length !== 0) {
+      this.rp = 0;
+      this.refs.length = 0; // let recorded arrays be collected
+    }
   }
 }
 
