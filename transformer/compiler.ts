@@ -24,6 +24,11 @@ export interface TransformResult {
   diagnostics: PullbackDiagnostic[];
   /** Readable text of the generated adjoints only (what `--emit-adjoint` writes and `adjointSource` returns). */
   adjointSource: string;
+  /**
+   * Character ranges [start, end) of `code` that the transformer wrote. A type checker run with the user's
+   * style options (noUnusedLocals, noUncheckedIndexedAccess...) should not report on them.
+   */
+  generated: [number, number][];
 }
 
 export interface CompilerOptions {

@@ -38,7 +38,7 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
   const fns = functionsIn(sf);
   const marked = fns.filter((f) => isMarked(f));
   const rules = fns.filter((f) => derivativeTarget(f) !== undefined);
-  if (!marked.length && !rules.length) return { code: text, changed: false, diagnostics: [], adjointSource: '' };
+  if (!marked.length && !rules.length) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [] };
 
   const host: LowerHost = {
     diags,
@@ -133,7 +133,7 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
     else inserts.push({ pos: Math.max(r.getEnd(), ...(decl.getSourceFile() === sf ? [describe(decl)?.anchor.getEnd() ?? 0] : [])), text: `\n${reg}` });
   }
 
-  if (diags.hasErrors) return { code: text, changed: false, diagnostics: diags.list, adjointSource: '' };
+  if (diags.hasErrors) return { code: text, changed: false, diagnostics: diags.list, adjointSource: '', generated: [] };
 
   const imports = sf.getImportDeclarations();
   const top = imports.length ? imports[imports.length - 1]!.getEnd() : 0;
@@ -142,10 +142,14 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
   let code = text;
   for (const ins of inserts.sort((a, b) => b.pos - a.pos)) code = code.slice(0, ins.pos) + ins.text + code.slice(ins.pos);
   const externDecls = [...externs.keys()].map((k) => `var ${k}: $pb.Adjoint | undefined;`);
-  const tail = [`\n// ---- pullback: adjoints generated from ${base}; edit the source, not this ----`, ...externDecls, ...generated.map((g) => g + '\n')].join('\n');
+  const marker = `// ---- pullback: adjoints generated from ${base}; edit the source, not this ----`;
+  const tail = [`\n${marker}`, ...externDecls, ...generated.map((g) => g + '\n')].join('\n');
   code = code.replace(/\s*$/, '\n') + tail;
+  const ranges: [number, number][] = [];
+  for (const m of code.matchAll(/^(import \* as \$pb from 'pullback\/runtime';|\$pb\.register(Rule)?\(.*)$/gm)) ranges.push([m.index!, m.index! + m[0].length]);
+  ranges.push([code.lastIndexOf(marker), code.length]);
   const adjointSource = generated.length ? `${header(undefined, base)}\nimport * as $pb from 'pullback/runtime';\n\n${generated.join('\n\n')}\n` : '';
-  return { code, changed: true, diagnostics: diags.list, adjointSource };
+  return { code, changed: true, diagnostics: diags.list, adjointSource, generated: ranges };
 }
 
 function header(name: string | undefined, base: string, line?: number): string {

@@ -102,6 +102,6 @@ export function identityCompiler(): Compiler {
       throw new Error('identityCompiler has no project');
     },
     transform: (fileName, text) =>
-      ({ code: text ?? readFileSync(fileName, 'utf8'), changed: false, diagnostics: [], adjointSource: '' }),
+      ({ code: text ?? readFileSync(fileName, 'utf8'), changed: false, diagnostics: [], adjointSource: '', generated: [] }),
   };
 }

@@ -77,4 +77,22 @@ test('our diagnostics: in the original file at the compiler\'s span, per-file qu
   assert.is(next.getSemanticDiagnostics().filter((d) => d.code === PULLBACK_DIAGNOSTIC_CODE).length, 1);
 });
 
+test('generated sweeps are not held to the user\'s style options; the user\'s own code still is', async () => {
+  const { createCompiler } = await import('../../transformer/compiler.js');
+  const strictStyle: ts.CompilerOptions = { ...options, noUnusedLocals: true, noUnusedParameters: true, noUncheckedIndexedAccess: true };
+  const file = join(repo, 'test/programs/entry/src/lib/vec.ts');
+  const p = ts.createProgram([file], strictStyle);
+  const real = createCompiler();
+  const result = real.transform(file, p.getSourceFile(file)!.text);
+  assert.ok(result.changed && result.generated.length > 0, 'vec.ts has a marked function');
+  // The generated code by itself trips these options (unused shadows, unchecked element reads)...
+  const next = transformProgram(p, undefined, {}, { ts }, real);
+  const raw = ts.createProgram({ rootNames: [file], options: strictStyle, host: Object.assign(ts.createCompilerHost(strictStyle), {
+    getSourceFile: (f: string, v: ts.ScriptTarget) => ts.createSourceFile(f, f === file ? result.code : ts.sys.readFile(f) ?? '', v) }) });
+  assert.ok(raw.getSemanticDiagnostics().length > 0, 'expected the unfiltered generated code to have style errors');
+  // ...and the plugin reports only what lies in the user's own text.
+  const reported = next.getSemanticDiagnostics(next.getSourceFile(file));
+  for (const d of reported) assert.ok(d.start! < result.code.indexOf('// ---- pullback'), ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+});
+
 test.run();

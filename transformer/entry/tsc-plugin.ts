@@ -83,18 +83,26 @@ export function transformProgram(
   { ts }: ProgramTransformerExtras, compiler: Compiler,
 ): TS.Program {
   const texts = new Map<string, string>();
+  const generated = new Map<string, [number, number][]>();
   const diagnostics: TS.Diagnostic[] = [];
   for (const sf of sourcesToTransform(program, config)) {
     const result = compiler.transform(sf.fileName, sf.text);
     diagnostics.push(...result.diagnostics.map((d) => toTsDiagnostic(ts, d, program, sf)));
-    if (result.changed && errorsOf(result.diagnostics).length === 0) texts.set(sf.fileName, result.code);
+    if (result.changed && errorsOf(result.diagnostics).length === 0) {
+      texts.set(sf.fileName, result.code);
+      generated.set(sf.fileName, result.generated);
+    }
   }
   const next = texts.size === 0 ? program : recreate(ts, program, host, texts);
-  if (diagnostics.length > 0) {
+  if (diagnostics.length > 0 || generated.size > 0) {
+    // The generated sweeps are checked by pullback's own tests; the user's style options (noUnusedLocals,
+    // noUncheckedIndexedAccess...) are not theirs to satisfy, and their positions are not in the user's file.
+    const inGenerated = (d: TS.Diagnostic) => d.file !== undefined && d.start !== undefined &&
+      (generated.get(d.file.fileName) ?? []).some(([a, b]) => d.start! >= a && d.start! < b);
     const semantic = next.getSemanticDiagnostics.bind(next);
     next.getSemanticDiagnostics = (sf, token) => [
       ...diagnostics.filter((d) => !sf || d.file?.fileName === sf.fileName),
-      ...semantic(sf, token),
+      ...semantic(sf, token).filter((d) => !inGenerated(d)),
     ];
   }
   return next;
