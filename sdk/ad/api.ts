@@ -96,11 +96,48 @@ export function grad<F extends Fn, A extends number | readonly number[] = 0>(f: 
   const an = (argnums ?? 0) as number | readonly number[];
   scalarOnly(ad, 'grad');
   checkArgnums(ad, an);
+  const fast = scalarFastPath(ad, an);
+  if (fast) return fast as never;
   return function (this: unknown, ...args: Parameters<F>) {
     checkArgs(ad, args);
     const t = acquireTape();
     try {
       return select(run(ad, selfOf(ad, this), args, 1, t).grads, an);
+    } finally {
+      releaseTape(t);
+    }
+  };
+}
+
+/**
+ * grad of a function of one or two numbers with respect to one of them: called in inner loops (Newton
+ * steps, line searches), where the general path's argument arrays cost as much as a small function.
+ */
+function scalarFastPath(ad: Adjoint, an: number | readonly number[]): Function | undefined {
+  if (typeof an !== 'number' || ad.params.some((k) => k !== 'num') || ad.params.length > 2) return undefined;
+  const { fwd, rev } = ad;
+  const bad = (a: unknown) => typeof a !== 'number';
+  if (ad.params.length === 1) {
+    return function (this: unknown, x: number) {
+      if (arguments.length !== 1 || bad(x)) checkArgs(ad, [...arguments]);
+      const t = acquireTape();
+      try {
+        const self = selfOf(ad, this);
+        fwd.call(self, t, x);
+        return rev.call(self, t, x, 1);
+      } finally {
+        releaseTape(t);
+      }
+    };
+  }
+  return function (this: unknown, x: number, y: number) {
+    if (arguments.length !== 2 || bad(x) || bad(y)) checkArgs(ad, [...arguments]);
+    const t = acquireTape();
+    try {
+      const self = selfOf(ad, this);
+      fwd.call(self, t, x, y);
+      rev.call(self, t, x, y, 1);
+      return t.d[an];
     } finally {
       releaseTape(t);
     }

@@ -222,7 +222,9 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
             case '+': prop(e.a, gg, out); prop(e.b, gg, out); return;
             case '-': prop(e.a, gg, out); prop(e.b, neg(gg), out); return;
             case '*': prop(e.a, mul(gg, e.b), out); prop(e.b, mul(gg, e.a), out); return;
-            case '/': prop(e.a, div(gg, e.b), out); prop(e.b, neg(div(mul(gg, e.a), mul(e.b, e.b))), out); return;
+            // The adjoint is the last factor (g * (1 / b), not g / b): the partial derivative depends on primal
+            // values only, so a division never sits on the chain of adjoints that runs through a loop.
+            case '/': prop(e.a, mul(gg, div({ k: 'lit', v: 1 }, e.b)), out); prop(e.b, neg(mul(gg, div(e.a, mul(e.b, e.b)))), out); return;
             case '%': prop(e.a, gg, out); prop(e.b, neg(mul(gg, { k: 'math', fn: 'trunc', args: [div(e.a, e.b)] })), out); return;
             case '**': {
               const [da, db] = powRule(e.a, e.b, gg, act.activeExpr(e.b));
