@@ -10,7 +10,8 @@ import { fence } from './passes/fence.js';
 import { classify, lowerFunction, type LowerHost } from './passes/lower.js';
 import { normalize } from './passes/normalize.js';
 import { generate } from './passes/reverse.js';
-import { calleeDeclaration, derivativeTarget, describe, findRule, functionsIn, isMarked, type FnNode } from './passes/select.js';
+import { generateTangent } from './passes/forward.js';
+import { calleeDeclaration, derivativeTarget, tangentTarget, describe, findRule, functionsIn, isMarked, type FnNode } from './passes/select.js';
 
 const AD_OPERATORS = new Set(['grad', 'valueAndGrad', 'vjp', 'jacobian', 'gradcheck']);
 
@@ -38,7 +39,7 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
   const fns = functionsIn(sf);
   const marked = fns.filter((f) => isMarked(f));
   const rules = fns.filter((f) => derivativeTarget(f) !== undefined);
-  if (!marked.length && !rules.length) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [] };
+  if (!marked.length && !rules.length && !fns.some((f) => tangentTarget(f) !== undefined)) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [] };
 
   const host: LowerHost = {
     diags,
@@ -93,14 +94,22 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
     });
     const sweeps = generate(norm, act, localTypes);
     for (const [k, v] of sweeps.externs) externs.set(k, v);
-    const source = `${sweeps.fwd}\n\n${sweeps.rev}`;
+    const tangent = generateTangent(norm, act, localTypes, externs);
+    const source = `${sweeps.fwd}\n\n${sweeps.rev}\n\n${tangent}`;
     generated.push(source);
     const reg = `$pb.register(${m.ref}, { name: ${JSON.stringify(m.name)}, where: ${JSON.stringify(`${base}:${fn.line}`)}, ` +
       `params: ${JSON.stringify(fn.params.map((p) => p.type))}, returns: ${JSON.stringify(fn.returns)}, ` +
-      `fwd: ${m.prefix}$fwd, rev: ${m.prefix}$rev, source: ${JSON.stringify(header(m.name, base, fn.line) + source)}` +
+      `fwd: ${m.prefix}$fwd, rev: ${m.prefix}$rev, jvp: ${m.prefix}$jvp, source: ${JSON.stringify(header(m.name, base, fn.line) + source)}` +
       `${m.method === 'static' ? `, self: ${m.ref.split('.')[0]}` : ''} });`;
     if (Node.isFunctionDeclaration(fnNode)) topRegistrations.push(reg);
     else inserts.push({ pos: m.anchor.getEnd(), text: `\n${reg}` });
+  }
+
+  for (const r of fns.filter((f) => tangentTarget(f) !== undefined)) {
+    const target = tangentTarget(r)!;
+    const rd = describe(r);
+    if (!rd || !sf.getLocal(target.split('.')[0]!)) { diags.at(r, `@tangent ${target}: no function named '${target}' is visible here; import it or fix the name`); continue; }
+    inserts.push({ pos: r.getEnd(), text: `\n$pb.registerTangent(${target}, ${rd.ref});` });
   }
 
   for (const r of rules) {

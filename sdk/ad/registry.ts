@@ -14,6 +14,8 @@ export interface Adjoint {
   fwd: (this: unknown, t: Tape, ...args: any[]) => any;
   /** rev($t, ...args, ...arrayShadows, seed) -> adjoint of the number parameter, or writes t.d when several. */
   rev: (this: unknown, t: Tape, ...args: any[]) => any;
+  /** jvp(...args, ...tangents) -> value, with the tangent of the result left in `fw`. */
+  jvp?: (this: unknown, ...args: any[]) => any;
   /** The generated TypeScript of both sweeps. */
   source: string;
   /** `this` for static methods. */
@@ -25,10 +27,37 @@ export interface Adjoint {
 
 const table = new WeakMap<Function, Adjoint>();
 const rules = new WeakMap<Function, Function>();
+const tangentRules = new WeakMap<Function, Function>();
+
+/** Where a tangent sweep leaves the tangent of its result: `t` for a number, `a` for an array. */
+export const fw: { t: number; a: Float64Array } = { t: 0, a: new Float64Array(0) };
+
+/** `/** @tangent f *\/ rule(...args, ...tangents)` returns the tangent of f's result. */
+export function registerTangent(f: Function, rule: Function): void {
+  tangentRules.set(f, rule);
+  const a = table.get(f);
+  if (a) a.jvp = tangentOf(f);
+}
+
+/** The tangent sweep of a function that has a custom rule: its primal and its @tangent rule. */
+export function tangentOf(f: Function): (...xs: any[]) => any {
+  return function (this: unknown, ...xs: any[]) {
+    const rule = tangentRules.get(f);
+    if (!rule) {
+      throw new Error(`pullback: ${f.name} has a /** @derivative */ rule for reverse mode but no forward rule: ` +
+        `declare /** @tangent ${f.name} */ function rule(...args, ...tangents) returning the tangent of the result`);
+    }
+    const n = xs.length / 2;
+    const y = f.apply(this, xs.slice(0, n));
+    const t = rule.apply(this, xs);
+    if (typeof y === 'number') fw.t = t; else fw.a = Float64Array.from(t);
+    return y;
+  };
+}
 
 export function register(f: Function, a: Omit<Adjoint, 'backend'> & { backend?: 'js' | 'wasm' }): void {
   if (table.has(f)) throw new Error(`pullback: ${a.name} (${a.where}) is registered twice`);
-  table.set(f, { backend: 'js', ...a });
+  table.set(f, { backend: 'js', ...a, ...(tangentRules.has(f) ? { jvp: tangentOf(f) } : {}) });
 }
 
 export function lookupAdjoint(f: Function): Adjoint | undefined {
@@ -63,6 +92,7 @@ export function registerRule(f: Function, rule: Function, meta: { name: string; 
   const n = meta.params.length;
   register(f, {
     ...meta,
+    jvp: tangentOf(f),
     source: meta.source ?? `// ${meta.name} uses the custom derivative ${rule.name} (${meta.where})`,
     fwd(_t, ...args) { return f.apply(this, args.slice(0, n)); },
     rev(t, ...rest) {

@@ -65,6 +65,11 @@ export function derivativeTarget(fn: FnNode): string | undefined {
   return jsDocTags(docHolder(fn)).find((t) => t.name === 'derivative')?.text.split(/\s+/)[0] || undefined;
 }
 
+/** `/** @tangent fname *\/`: the name of the function whose forward rule this is, if any. */
+export function tangentTarget(fn: FnNode): string | undefined {
+  return jsDocTags(docHolder(fn)).find((t) => t.name === 'tangent')?.text.split(/\s+/)[0] || undefined;
+}
+
 export function describe(fn: FnNode): Marked | undefined {
   if (Node.isFunctionDeclaration(fn)) {
     const name = fn.getName();
