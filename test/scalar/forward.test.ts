@@ -66,6 +66,7 @@ checkForward('vector output', c.residuals, () => [vec(2), vec(4), vec(4)]);
 checkForward('array literal output', c.pairs, () => [rand(), rand()]);
 checkForward('recursion', b.callsAndRecursion, () => [rand(), 3], 3, [1]);
 checkForward('Rosenbrock', b.rosen, () => [vec(6)]);
+checkForward('a callee with @derivative and @tangent rules', h.usesBothRules, () => [rand(-2, 2), rand(-2, 2)]);
 checkForward('static methods', c.Model.energy, () => [rand(), rand(0.5, 2)]);
 
 test('stopGradient has a zero tangent', () => {
