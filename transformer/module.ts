@@ -33,13 +33,46 @@ function pullbackImport(call: CallExpression): string | undefined {
   return undefined;
 }
 
+const DD_MARKER = '// ---- pullback: directional derivatives, differentiated again for second order ----';
+
+/**
+ * Transforms a module. Second-order derivatives come from a second pass: the first writes, for each marked
+ * function, its directional derivative `f$dd` as ordinary marked TypeScript; the second pass runs the whole
+ * pipeline on the module with those functions appended, so `f$dd` gets sweeps of its own (reverse over
+ * forward). If the second pass fails, the first pass's result stands and second order is unavailable.
+ */
 export function transformSourceFile(sf: SourceFile): TransformResult {
+  const text = sf.getFullText();
+  const first = transformOnce(sf, !text.includes(DD_MARKER));
+  if (!first.directional.length || first.diagnostics.some((d) => d.category === 'error')) return first.result;
+  const combined = `${text.replace(/\s*$/, '\n')}\n${DD_MARKER}\n${first.directional.join('\n\n')}\n`;
+  const project = sf.getProject();
+  const path = sf.getFilePath();
+  const sf2 = project.createSourceFile(path, combined, { overwrite: true });
+  const second = transformOnce(sf2, false);
+  // The project must hold the file as the user wrote it: other modules are checked against it.
+  project.createSourceFile(path, text, { overwrite: true });
+  if (second.diagnostics.some((d) => d.category === 'error' && d.start >= text.length)) return first.result;
+  const code = second.result.code;
+  const ddStart = code.indexOf(DD_MARKER);
+  const generated = second.result.generated.concat(ddStart >= 0 ? [[ddStart, code.indexOf('// ---- pullback: adjoints generated from')]] : []);
+  const adjointSource = `${second.result.adjointSource}\n${DD_MARKER}\n${first.directional.join('\n\n')}\n`;
+  return { ...second.result, diagnostics: first.result.diagnostics, generated, adjointSource };
+}
+
+function transformOnce(sf: SourceFile, directional: boolean): { result: TransformResult; diagnostics: TransformResult['diagnostics']; directional: string[] } {
+  const r = transformWith(sf, directional);
+  return { result: r, diagnostics: r.diagnostics, directional: r.directionalSources };
+}
+
+function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResult & { directionalSources: string[] } {
   const diags = new Diagnostics();
+  const directionalSources: string[] = [];
   const text = sf.getFullText();
   const fns = functionsIn(sf);
   const marked = fns.filter((f) => isMarked(f));
   const rules = fns.filter((f) => derivativeTarget(f) !== undefined);
-  if (!marked.length && !rules.length && !fns.some((f) => tangentTarget(f) !== undefined)) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [] };
+  if (!marked.length && !rules.length && !fns.some((f) => tangentTarget(f) !== undefined)) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [], directionalSources };
 
   const host: LowerHost = {
     diags,
@@ -70,6 +103,8 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
 
   const inserts: { pos: number; text: string }[] = [];
   const generated: string[] = [];
+  /** What adjointSource shows: the sweeps of the user's functions (not those of their f$dd). */
+  const readable: string[] = [];
   const externs = new Map<string, string>();
   const topRegistrations: string[] = [];
   const base = sf.getBaseName();
@@ -94,9 +129,14 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
     });
     const sweeps = generate(norm, act, localTypes);
     for (const [k, v] of sweeps.externs) externs.set(k, v);
-    const tangent = generateTangent(norm, act, localTypes, externs);
+    const tangent = generateTangent(norm, act, localTypes, externs)!;
+    if (wantDirectional && !m.prefix.endsWith('$dd')) {
+      const dd = generateTangent(norm, act, localTypes, externs, 'dd');
+      if (dd) directionalSources.push(dd);
+    }
     const source = `${sweeps.fwd}\n\n${sweeps.rev}\n\n${tangent}`;
     generated.push(source);
+    if (!m.prefix.endsWith('$dd')) readable.push(source);
     const reg = `$pb.register(${m.ref}, { name: ${JSON.stringify(m.name)}, where: ${JSON.stringify(`${base}:${fn.line}`)}, ` +
       `params: ${JSON.stringify(fn.params.map((p) => p.type))}, returns: ${JSON.stringify(fn.returns)}, ` +
       `fwd: ${m.prefix}$fwd, rev: ${m.prefix}$rev, jvp: ${m.prefix}$jvp, source: ${JSON.stringify(header(m.name, base, fn.line) + source)}` +
@@ -142,7 +182,7 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
     else inserts.push({ pos: Math.max(r.getEnd(), ...(decl.getSourceFile() === sf ? [describe(decl)?.anchor.getEnd() ?? 0] : [])), text: `\n${reg}` });
   }
 
-  if (diags.hasErrors) return { code: text, changed: false, diagnostics: diags.list, adjointSource: '', generated: [] };
+  if (diags.hasErrors) return { code: text, changed: false, diagnostics: diags.list, adjointSource: '', generated: [], directionalSources };
 
   const imports = sf.getImportDeclarations();
   const top = imports.length ? imports[imports.length - 1]!.getEnd() : 0;
@@ -157,8 +197,8 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
   const ranges: [number, number][] = [];
   for (const m of code.matchAll(/^(import \* as \$pb from 'pullback\/runtime';|\$pb\.register(Rule)?\(.*)$/gm)) ranges.push([m.index!, m.index! + m[0].length]);
   ranges.push([code.lastIndexOf(marker), code.length]);
-  const adjointSource = generated.length ? `${header(undefined, base)}\nimport * as $pb from 'pullback/runtime';\n\n${generated.join('\n\n')}\n` : '';
-  return { code, changed: true, diagnostics: diags.list, adjointSource, generated: ranges };
+  const adjointSource = readable.length ? `${header(undefined, base)}\nimport * as $pb from 'pullback/runtime';\n\n${readable.join('\n\n')}\n` : '';
+  return { code, changed: true, diagnostics: diags.list, adjointSource, generated: ranges, directionalSources };
 }
 
 function header(name: string | undefined, base: string, line?: number): string {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The differentiation operators users call. Each looks up the sweeps the transformer generated for `f`.
 import { acquireTape, releaseTape, Tape } from './tape.js';
-import { adjointOf, fw, type Adjoint } from './registry.js';
+import { adjointOf, fw, lookupAdjoint, register, type Adjoint } from './registry.js';
 
 type Fn = (...args: any[]) => any;
 /** The gradient of one parameter: a number for a number, a Float64Array for an array. */
@@ -97,8 +97,11 @@ export function grad<F extends Fn, A extends number | readonly number[] = 0>(f: 
   scalarOnly(ad, 'grad');
   checkArgnums(ad, an);
   const fast = scalarFastPath(ad, an);
-  if (fast) return fast as never;
-  return function (this: unknown, ...args: Parameters<F>) {
+  if (fast) {
+    secondOrder(ad, an as number, fast);
+    return fast as never;
+  }
+  const g = function (this: unknown, ...args: Parameters<F>) {
     checkArgs(ad, args);
     const t = acquireTape();
     try {
@@ -106,6 +109,76 @@ export function grad<F extends Fn, A extends number | readonly number[] = 0>(f: 
     } finally {
       releaseTape(t);
     }
+  };
+  if (typeof an === 'number' && ad.params.every((k) => k === 'num')) secondOrder(ad, an, g);
+  return g;
+}
+
+/**
+ * Makes `g = grad(f, a)` (f of numbers only) differentiable in turn: g(x) = f$dd(x, e_a), the directional
+ * derivative along the a-th unit vector, whose sweeps the transformer wrote. So grad(grad(f)) works.
+ */
+function secondOrder(ad: Adjoint, a: number, g: Function): void {
+  const dd = ad.dd && lookupAdjoint(ad.dd);
+  if (!dd || lookupAdjoint(g)) return;
+  const n = ad.params.length;
+  const e = Array.from({ length: n }, (_, i) => (i === a ? 1 : 0));
+  const zeros = e.map(() => 0);
+  register(g, {
+    name: `grad(${ad.name})`, where: ad.where, params: ad.params, returns: 'num', self: ad.self,
+    source: `// grad(${ad.name}) is ${ad.name}$dd(...x, e_${a}); its sweeps:\n${dd.source}`,
+    fwd(t, ...xs) { return dd.fwd.call(this, t, ...xs, ...e); },
+    rev(t, ...xs) {
+      const seed = xs.pop();
+      dd.rev.call(this, t, ...xs, ...e, seed);
+      return n === 1 ? t.d[0] : undefined;
+    },
+    jvp(...xs) { return dd.jvp!.call(this, ...xs.slice(0, n), ...e, ...xs.slice(n), ...zeros); },
+  });
+}
+
+/**
+ * Hessian-vector product H·v of a number-valued f with respect to parameter `argnums`, by reverse mode over
+ * the transformer's directional derivative (forward mode): `hvp(f)(...args, v)`, at the cost of a few
+ * gradients and without forming H.
+ */
+export function hvp<F extends Fn>(f: F, argnums = 0): (...argsAndV: [...Parameters<F>, any]) => any {
+  const ad = adjointOf(f);
+  scalarOnly(ad, 'hvp');
+  checkArgnums(ad, argnums);
+  const n = ad.params.length;
+  return (...xs: unknown[]) => {
+    if (xs.length !== n + 1) throw new Error(`pullback: hvp(${ad.name}) takes ${n} arguments and the vector v, got ${xs.length} values`);
+    const dd = ad.dd;
+    if (!dd || !lookupAdjoint(dd)) {
+      throw new Error(`pullback: ${ad.name} (${ad.where}) has no second-order code: the transformer writes it only when every function ` +
+        `${ad.name} calls is in the same module and has no custom rule (a /** @tangent */ rule does not give second order yet)`);
+    }
+    const args = xs.slice(0, n);
+    checkArgs(ad, args);
+    const v = xs[n];
+    const tangents = ad.params.map((k, i) => (i === argnums ? v : k === 'num' ? 0 : new Float64Array((args[i] as ArrayLike<number>).length)));
+    if (ad.params[argnums] === 'num' ? typeof v !== 'number' : (v as ArrayLike<number>)?.length !== (args[argnums] as ArrayLike<number>).length) {
+      throw new Error(`pullback: v must have the shape of argument ${argnums} of ${ad.name}`);
+    }
+    return grad(dd as Fn, argnums)(...args, ...tangents);
+  };
+}
+
+/** The Hessian of a number-valued f with respect to parameter `argnums`, one hvp per column (for small inputs). */
+export function hessian<F extends Fn>(f: F, argnums = 0): (...args: Parameters<F>) => Float64Array[] {
+  const ad = adjointOf(f);
+  const h = hvp(f, argnums);
+  return (...args: Parameters<F>) => {
+    if (ad.params[argnums] === 'num') return [Float64Array.of(h(...args, 1) as number)];
+    const m = (args[argnums] as ArrayLike<number>).length;
+    const rows: Float64Array[] = [];
+    for (let j = 0; j < m; j++) {
+      const e = new Float64Array(m);
+      e[j] = 1;
+      rows.push(Float64Array.from(h(...args, e) as Float64Array));
+    }
+    return rows;
   };
 }
 

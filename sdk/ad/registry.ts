@@ -16,6 +16,8 @@ export interface Adjoint {
   rev: (this: unknown, t: Tape, ...args: any[]) => any;
   /** jvp(...args, ...tangents) -> value, with the tangent of the result left in `fw`. */
   jvp?: (this: unknown, ...args: any[]) => any;
+  /** The directional derivative f$dd(...args, ...tangents), itself differentiable (second order). */
+  dd?: Function;
   /** The generated TypeScript of both sweeps. */
   source: string;
   /** `this` for static methods. */
@@ -28,6 +30,12 @@ export interface Adjoint {
 const table = new WeakMap<Function, Adjoint>();
 const rules = new WeakMap<Function, Function>();
 const tangentRules = new WeakMap<Function, Function>();
+
+/** Links f to its directional derivative f$dd (see the transformer's second pass). */
+export function registerDirectional(f: Function, dd: Function): void {
+  const a = table.get(f);
+  if (a) a.dd = dd;
+}
 
 /** Where a tangent sweep leaves the tangent of its result: `t` for a number, `a` for an array. */
 export const fw: { t: number; a: Float64Array } = { t: 0, a: new Float64Array(0) };

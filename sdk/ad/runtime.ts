@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
 // What generated adjoint code imports (`import * as $pb from 'pullback/runtime'`). Not for users.
 export { Tape } from './tape.js';
-export { register, registerRule, registerTangent, tangentOf, fw, adjointOf, ruleOf, addTo, argmax, argmin, EMPTY } from './registry.js';
+export { register, registerRule, registerTangent, registerDirectional, tangentOf, fw, adjointOf, ruleOf, addTo, argmax, argmin, EMPTY } from './registry.js';
 export type { Adjoint } from './registry.js';

@@ -6,12 +6,26 @@ import { Node } from 'ts-morph';
 import { walkExpr, walkStmts, type Expr } from '../ir.js';
 import type { Diagnostics } from '../diagnostics.js';
 import type { Activity } from './activity.js';
-import { diffVars } from './activity.js';
+import { diffVars, PIECEWISE_CONSTANT } from './activity.js';
 import type { Normalized } from './normalize.js';
 import type { FnNode } from './select.js';
 
+/** Visits the subexpressions through which a derivative flows (not conditions, indices, lengths). */
+function walkDiff(e: Expr, f: (e: Expr) => void): void {
+  f(e);
+  switch (e.k) {
+    case 'bin': walkDiff(e.a, f); walkDiff(e.b, f); return;
+    case 'neg': walkDiff(e.a, f); return;
+    case 'math': if (!PIECEWISE_CONSTANT.has(e.fn)) for (const a of e.args) walkDiff(a, f); return;
+    case 'call': for (const a of e.args) walkDiff(a, f); return;
+    case 'cond': walkDiff(e.a, f); walkDiff(e.b, f); return;
+    case 'arrlit': for (const a of e.items) walkDiff(a, f); return;
+    default: return;
+  }
+}
+
 export function fence(n: Normalized, act: Activity, fnNode: FnNode, diags: Diagnostics): void {
-  const check = (e: Expr) => walkExpr(e, (x) => {
+  const check = (e: Expr) => walkDiff(e, (x) => {
     if (x.k !== 'extcall') return;
     let varied = false;
     for (const a of x.args) diffVars(a, (v) => { if (act.varied.has(v)) varied = true; });

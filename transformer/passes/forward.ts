@@ -4,7 +4,7 @@
 // by side; control flow is the program's own and nothing is recorded. Arrays carry tangent arrays, made
 // and aliased alongside them, as the reverse sweep's shadows are. A call of a differentiable function
 // calls its tangent sweep, which returns the value and leaves the tangent of the result in `$pb.fw`.
-import { assertNever, type Callee, type Expr, type Stmt, type ValueType } from '../ir.js';
+import { assertNever, walkStmts, type Callee, type Expr, type Stmt, type ValueType } from '../ir.js';
 import type { Activity } from './activity.js';
 import type { NStmt, Normalized } from './normalize.js';
 import { printExpr, type PrintHooks } from './print.js';
@@ -17,8 +17,18 @@ const isZero = (e: Expr) => e.k === 'lit' && e.v === 0;
 const add = (a: Expr, b: Expr): Expr => (isZero(a) ? b : isZero(b) || (b.k === 'neg' && isZero(b.a)) ? a : b.k === 'neg' ? { k: 'bin', op: '-', a, b: b.a } : { k: 'bin', op: '+', a, b });
 const times = (a: Expr, b: Expr): Expr => (isZero(a) || isZero(b) ? ZERO : mul(a, b));
 
-export function generateTangent(n: Normalized, act: Activity, localTypes: Map<string, string>, externs: Map<string, string>): string {
+/**
+ * `jvp` mode: the tangent sweep used by jvp (value returned, tangent left in `$pb.fw`).
+ * `dd` mode: the directional derivative as an ordinary marked function, `f$dd(...args, ...tangents)`
+ * returning the tangent, written in the scalar subset so that the transformer can differentiate it again
+ * (reverse over forward: hvp, hessian, grad of grad). Returns undefined when f calls something whose
+ * directional derivative is not in this module (another module's function, a custom rule, a method).
+ */
+export function generateTangent(n: Normalized, act: Activity, localTypes: Map<string, string>, externs: Map<string, string>, mode: 'jvp' | 'dd' = 'jvp'): string | undefined {
   const fn = n.fn;
+  if (mode === 'dd' && fn.usesThis) return undefined;
+  let unsupported = false;
+  const EMPTY = mode === 'dd' ? 'new Float64Array(0)' : '$pb.EMPTY';
   const params = new Set(fn.params.map((p) => p.name));
   const typeOf = (v: string): ValueType => fn.locals.get(v) ?? 'num';
   const isArr = (v: string) => typeOf(v) === 'arr';
@@ -80,9 +90,9 @@ export function generateTangent(n: Normalized, act: Activity, localTypes: Map<st
     return `(${cache} ??= $pb.adjointOf(${c.ref})).jvp`;
   };
   const arrTangentOf = (e: Expr): string => {
-    if (e.k === 'var') return hasTangent(e.name) ? dot(e.name) : '$pb.EMPTY';
+    if (e.k === 'var') return hasTangent(e.name) ? dot(e.name) : EMPTY;
     if (e.k === 'view' && e.arr.k === 'var' && hasTangent(e.arr.name)) return `${dot(e.arr.name)}.subarray(${P(e.start)}${e.end ? ', ' + P(e.end) : ''})`;
-    return '$pb.EMPTY';
+    return EMPTY;
   };
 
   const assign = (v: string, E: Expr, src: Stmt['src']): string[] => {
@@ -92,6 +102,10 @@ export function generateTangent(n: Normalized, act: Activity, localTypes: Map<st
       const c = E.callee;
       const args = E.args.map(P);
       const tans = E.args.map((a, i) => (c.params[i] === 'arr' ? arrTangentOf(a) : P(tan(a))));
+      if (mode === 'dd') {
+        if (!c.local || c.rule || c.viaThis) { unsupported = true; return []; }
+        return [`${dot(v)} = ${c.prefix}$dd(${[...args, ...tans].join(', ')});`, `${v} = ${c.ref}(${args.join(', ')});`];
+      }
       const f = c.rule
         ? `$pb.tangentOf(${c.ref})`
         : calleeJvp(c);
@@ -116,7 +130,21 @@ export function generateTangent(n: Normalized, act: Activity, localTypes: Map<st
 
   const stmt = (s: NStmt): string[] => {
     switch (s.k) {
-      case 'decl': return s.init ? assign(s.name, s.init, s.src) : [];
+      case 'decl': {
+        if (mode === 'jvp') return s.init ? assign(s.name, s.init, s.src) : [];
+        // The directional derivative keeps declarations where the program had them, so that the second
+        // pass sees block-local constants (which it recomputes) rather than hoisted variables (which it stores).
+        const lines = s.init ? assign(s.name, s.init, s.src) : [];
+        const first = (name: string) => (lines.findIndex((l) => l.startsWith(`${name} = `)));
+        const declareAt = (name: string, fallback: string) => {
+          const i = first(name);
+          if (i >= 0) lines[i] = `let ${lines[i]}`;
+          else lines.unshift(`let ${fallback};`);
+        };
+        declareAt(s.name, decl(s.name));
+        if (act.active(s.name)) declareAt(dot(s.name), isArr(s.name) ? `${dot(s.name)}!: Float64Array` : `${dot(s.name)} = 0`);
+        return lines;
+      }
       case 'assign': return assign(s.name, s.value, s.src);
       case 'store': {
         const out: string[] = [];
@@ -129,10 +157,18 @@ export function generateTangent(n: Normalized, act: Activity, localTypes: Map<st
         return [`if (${P(s.cond)}) {`, ...indent(t), ...(f.length ? ['} else {', ...indent(f)] : []), '}'];
       }
       case 'loop': {
-        const out = list(s.init);
+        const init = list(s.init);
+        const upd = list(s.update);
         const body = list(s.body);
         if (s.exit) body.push(`if (${P(s.exit)}) break;`);
-        body.push(...list(s.update));
+        // A counting loop stays a `for`, so that the second pass sees (and undoes) its counter update.
+        const oneLine = (ls: string[], prefix: string) => ls.length === 1 && ls[0]!.startsWith(prefix) && ls[0]!.endsWith(';');
+        if (mode === 'dd' && !s.post && upd.length === 1 && (init.length === 0 || (init.length === 1 && oneLine(init, 'let '))) && oneLine(upd, '')) {
+          const cond = s.cond ? P(s.cond) : '';
+          return [`for (${init[0]?.slice(0, -1) ?? ''}; ${cond}; ${upd[0]!.slice(0, -1)}) {`, ...indent(body), '}'];
+        }
+        const out = init;
+        body.push(...upd);
         const cond = s.cond ? P(s.cond) : 'true';
         if (s.post) out.push('do {', ...indent(body), `} while (${cond});`);
         else out.push(`while (${cond}) {`, ...indent(body), '}');
@@ -145,19 +181,35 @@ export function generateTangent(n: Normalized, act: Activity, localTypes: Map<st
   };
   const list = (ss: NStmt[]): string[] => ss.flatMap(stmt);
 
-  const body = list(n.body);
-  const localsList = [...fn.locals.keys()].filter((v) => !params.has(v));
   const decl = (v: string) => (isArr(v) ? `${v}!: ${localTypes.get(v) ?? 'Float64Array'}` : typeOf(v) === 'bool' ? `${v} = false` : `${v} = 0`);
+  const declared = new Set<string>();
+  if (mode === 'dd') walkStmts(n.body, (x) => { if (x.k === 'decl') declared.add(x.name); });
+  const body = list(n.body);
+  const localsList = [...fn.locals.keys()].filter((v) => !params.has(v) && !declared.has(v));
   const dotLocals = localsList.filter((v) => act.active(v)).map((v) => (isArr(v) ? `${dot(v)}!: Float64Array` : `${dot(v)} = 0`));
   const lets = (xs: string[]) => (xs.length ? [`let ${xs.join(', ')};`] : []);
   const sig = fn.params.map((p) => `${p.name}: ${p.typeText}`);
   const tanSig = fn.params.map((p) => `${dot(p.name)}: ${p.type === 'arr' ? 'Float64Array' : 'number'}`);
   const thisSig = fn.usesThis ? ['this: any'] : [];
   const r = n.result;
-  const resultTangent = isArr(r)
-    ? `$pb.fw.a = ${hasTangent(r) ? dot(r) : `new Float64Array(${r}.length)`};`
-    : `$pb.fw.t = ${hasTangent(r) ? dot(r) : '0'};`;
+  const rt = isArr(r) ? (hasTangent(r) ? dot(r) : `new Float64Array(${r}.length)`) : hasTangent(r) ? dot(r) : '0';
   const where = `${fn.file.split('/').pop()}:${fn.line}`;
+  if (unsupported) return undefined;
+  if (mode === 'dd') {
+    const retType = isArr(r) ? 'Float64Array' : 'number';
+    return [
+      `/**`,
+      ` * Directional derivative of ${fn.name} (${where}) along the tangents: written by pullback for second-order`,
+      ` * derivatives, and differentiated like any marked function.`,
+      ` * @differentiable`,
+      ` */`,
+      `function ${fn.prefix}$dd(${[...sig, ...tanSig].join(', ')}): ${retType} {`,
+      ...indent([...lets([...localsList.map(decl), ...dotLocals]), ...body, `return ${rt};`]),
+      '}',
+      `$pb.registerDirectional(${fn.ref}, ${fn.prefix}$dd);`,
+    ].join('\n');
+  }
+  const resultTangent = isArr(r) ? `$pb.fw.a = ${rt};` : `$pb.fw.t = ${rt};`;
   return [
     `/** Tangent sweep of ${fn.name} (${where}): the primal with the derivative along the input tangents beside it. */`,
     `function ${fn.prefix}$jvp(${[...thisSig, ...sig, ...tanSig].join(', ')}): ${fn.returnTypeText} {`,

@@ -1,0 +1,80 @@
+// Second order: reverse mode over the transformer's directional derivatives. Hessians against closed forms,
+// hvp against finite differences of the gradient, and grad(grad(f)).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { grad, hvp, hessian } from '../../sdk/index.js';
+import { load } from '../support/compile.js';
+
+const m = await load('test/programs/scalar/second.ts');
+const close = (a: number, b: number, tol = 1e-10) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(a), Math.abs(b));
+
+test('Hessian of Rosenbrock matches the closed form', () => {
+  const x = Float64Array.from([0.3, -0.7, 1.2, 0.5]);
+  const H = hessian(m.rosenbrock)(x);
+  const n = x.length;
+  const E = Array.from({ length: n }, () => new Float64Array(n));
+  for (let i = 0; i < n - 1; i++) {
+    E[i]![i]! += 1200 * x[i]! ** 2 - 400 * x[i + 1]! + 2;
+    E[i]![i + 1]! += -400 * x[i]!;
+    E[i + 1]![i]! += -400 * x[i]!;
+    E[i + 1]![i + 1]! += 200;
+  }
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) assert.ok(close(H[i]![j]!, E[i]![j]!), `H[${i}][${j}] = ${H[i]![j]} expected ${E[i]![j]}`);
+});
+
+test('Hessian of softplus of a quadratic matches σ(q)(1-σ(q))·ggᵀ + σ(q)·A', () => {
+  const n = 3;
+  const A = Float64Array.from([2, 0.5, -0.3, 0.5, 1, 0.2, -0.3, 0.2, 1.5]);
+  const b = Float64Array.from([0.1, -0.2, 0.3]);
+  const x = Float64Array.from([0.4, -0.1, 0.7]);
+  const Ax = Array.from({ length: n }, (_, i) => A[i * n]! * x[0]! + A[i * n + 1]! * x[1]! + A[i * n + 2]! * x[2]!);
+  const q = 0.5 * Ax.reduce((s, v, i) => s + v * x[i]!, 0) + b.reduce((s, v, i) => s + v * x[i]!, 0);
+  const sig = 1 / (1 + Math.exp(-q));
+  const gq = Ax.map((v, i) => v + b[i]!);
+  const H = hessian(m.softplusQuadratic)(x, A, b);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+    const expect = sig * (1 - sig) * gq[i]! * gq[j]! + sig * A[i * n + j]!;
+    assert.ok(close(H[i]![j]!, expect), `H[${i}][${j}] = ${H[i]![j]} expected ${expect}`);
+  }
+});
+
+test('Hessian of a function with loops and branches matches the closed form', () => {
+  const x = Float64Array.from([0.5, -0.4, 1.1, -1.3]);
+  const n = x.length;
+  const H = hessian(m.branchy)(x);
+  const E = Array.from({ length: n }, () => new Float64Array(n));
+  for (let i = 0; i < n; i++) {
+    const k = (i + 1) % n;
+    if (x[i]! > 0) E[i]![i]! += 6 * x[i]!;
+    else {
+      E[i]![i]! += -Math.sin(x[i]!) * x[k]!;
+      E[i]![k]! += Math.cos(x[i]!);
+      E[k]![i]! += Math.cos(x[i]!);
+    }
+  }
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) assert.ok(close(H[i]![j]!, E[i]![j]!), `H[${i}][${j}] = ${H[i]![j]} expected ${E[i]![j]}`);
+});
+
+test('hvp equals the finite difference of the gradient along v', () => {
+  const x = Float64Array.from([0.3, -0.7, 1.2, 0.5, 0.9]);
+  const v = Float64Array.from([0.2, -0.1, 0.4, 0.3, -0.5]);
+  const Hv = hvp(m.rosenbrock)(x, v) as Float64Array;
+  const g = grad(m.rosenbrock);
+  const eps = 1e-6;
+  const up = g(Float64Array.from(x, (xi, i) => xi + eps * v[i]!)) as Float64Array;
+  const dn = g(Float64Array.from(x, (xi, i) => xi - eps * v[i]!)) as Float64Array;
+  for (let i = 0; i < x.length; i++) assert.ok(close(Hv[i]!, (up[i]! - dn[i]!) / (2 * eps), 1e-6), `Hv[${i}]`);
+});
+
+test('grad(grad(f)) for functions of numbers', () => {
+  const x = 0.37;
+  assert.ok(close(grad(grad(m.cube))(x) as unknown as number, 6 * x + 4 * Math.exp(2 * x)));
+  const y = 1.3;
+  // ∂/∂x f = 2xy + y cos(xy); its gradient in (x, y): (2y − y² sin(xy), 2x + cos(xy) − xy sin(xy)).
+  const dfx = grad(m.twoVars, 0);
+  const [hxx, hxy] = grad(dfx, [0, 1])(x, y) as unknown as number[];
+  assert.ok(close(hxx!, 2 * y - y * y * Math.sin(x * y)));
+  assert.ok(close(hxy!, 2 * x + Math.cos(x * y) - x * y * Math.sin(x * y)));
+});
+
+test.run();
