@@ -11,7 +11,7 @@ import { classify, lowerFunction, type LowerHost } from './passes/lower.js';
 import { normalize } from './passes/normalize.js';
 import { generate } from './passes/reverse.js';
 import { generateTangent } from './passes/forward.js';
-import { calleeDeclaration, derivativeTarget, tangentTarget, describe, findRule, functionsIn, isMarked, type FnNode } from './passes/select.js';
+import { calleeDeclaration, derivativeTarget, tangentTarget, describe, functionOf, findRule, functionsIn, isMarked, type FnNode } from './passes/select.js';
 
 const AD_OPERATORS = new Set(['grad', 'valueAndGrad', 'vjp', 'jacobian', 'gradcheck']);
 
@@ -52,30 +52,64 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
   const second = transformOnce(sf2, false);
   // The project must hold the file as the user wrote it: other modules are checked against it.
   project.createSourceFile(path, text, { overwrite: true });
-  if (second.diagnostics.some((d) => d.category === 'error' && d.start >= text.length)) return first.result;
+  const mine = second.diagnostics.filter((d) => d.start < text.length);
+  const inGenerated = second.diagnostics.filter((d) => d.start >= text.length && d.category === 'error');
+  if (inGenerated.length) {
+    // A bug of ours: keep first order, and say so where a function needed the second pass.
+    const lost = first.deferred.map((d) => ({ ...d, message: `${d.message}: pullback could not differentiate its generated second-order code (${inGenerated[0]!.message}); please report this` }));
+    return { ...first.result, diagnostics: [...first.result.diagnostics, ...lost], changed: first.result.changed && !lost.length };
+  }
+  if (mine.some((d) => d.category === 'error')) return { code: text, changed: false, diagnostics: mine, adjointSource: '', generated: [] };
   const code = second.result.code;
   const ddStart = code.indexOf(DD_MARKER);
   const generated = second.result.generated.concat(ddStart >= 0 ? [[ddStart, code.indexOf('// ---- pullback: adjoints generated from')]] : []);
   const adjointSource = `${second.result.adjointSource}\n${DD_MARKER}\n${first.directional.join('\n\n')}\n`;
-  return { ...second.result, diagnostics: first.result.diagnostics, generated, adjointSource };
+  return { ...second.result, diagnostics: mine, generated, adjointSource };
 }
 
-function transformOnce(sf: SourceFile, directional: boolean): { result: TransformResult; diagnostics: TransformResult['diagnostics']; directional: string[] } {
-  const r = transformWith(sf, directional);
-  return { result: r, diagnostics: r.diagnostics, directional: r.directionalSources };
+function transformOnce(sf: SourceFile, directional: boolean) {
+  const { directionalSources, deferred, ...result } = transformWith(sf, directional);
+  return { result: result as TransformResult, diagnostics: result.diagnostics, directional: directionalSources, deferred };
 }
 
-function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResult & { directionalSources: string[] } {
+function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResult & { directionalSources: string[]; deferred: TransformResult['diagnostics'] } {
   const diags = new Diagnostics();
   const directionalSources: string[] = [];
   const text = sf.getFullText();
   const fns = functionsIn(sf);
   const marked = fns.filter((f) => isMarked(f));
   const rules = fns.filter((f) => derivativeTarget(f) !== undefined);
-  if (!marked.length && !rules.length && !fns.some((f) => tangentTarget(f) !== undefined)) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [], directionalSources };
+  if (!marked.length && !rules.length && !fns.some((f) => tangentTarget(f) !== undefined)) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [], directionalSources, deferred: [] };
 
+  // grad(g, a)(...) inside marked functions: requested in the first pass, resolved in the second.
+  const nestedRequests = new Map<string, { g: FnNode; a: number; at: Node }>();
   const host: LowerHost = {
     diags,
+    nestedGrad(op, call) {
+      if (pullbackImport(op) !== 'grad') return { unsupported: `only grad(f)(...) can be nested for now, not ${pullbackImport(op)}` };
+      const [target, argnums] = op.getArguments();
+      const decl = target && Node.isIdentifier(target) ? functionOfIdentifier(target) : undefined;
+      if (!decl || decl.getSourceFile() !== sf || !isMarked(decl) || !describe(decl) || describe(decl)!.method !== 'none') {
+        return { unsupported: 'the differentiated function must be a marked function of this module' };
+      }
+      let a = 0;
+      if (argnums) {
+        if (!Node.isNumericLiteral(argnums)) return { unsupported: 'argnums must be a number literal' };
+        a = Number(argnums.getLiteralValue());
+      }
+      const kinds = decl.getParameters().map((p) => classify(p.getType()));
+      if (a >= kinds.length || kinds.some((k) => k !== 'num' && k !== 'arr') || classify(decl.getReturnType()) !== 'num') {
+        return { unsupported: 'the inner function must take numbers or arrays and return a number, and argnums must name one of its parameters' };
+      }
+      const prefix = describe(decl)!.prefix;
+      const name = `${prefix}$grad${a}`;
+      const existing = sf.getFunction(name);
+      if (!existing) {
+        nestedRequests.set(name, { g: decl, a, at: call });
+        return 'defer';
+      }
+      return { ref: name, key: name, local: true, prefix: name, params: kinds as ('num' | 'arr')[], returns: kinds[a] as 'num' | 'arr', viaThis: false };
+    },
     isStopGradient: (call) => pullbackImport(call) === 'stopGradient',
     isAdOperator: (call) => AD_OPERATORS.has(pullbackImport(call) ?? ''),
     callee(call: CallExpression): Callee | undefined {
@@ -117,6 +151,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
     }
     if (rules.some((r) => describe(r) && derivativeTarget(r) === m.name)) continue; // its rule is its adjoint
     const fn = lowerFunction(m, host);
+    if (fn === 'defer') continue; // uses grad(g)(...): generated in the second pass
     if (!fn) continue;
     const norm = normalize(fn);
     const act = analyzeActivity(norm);
@@ -143,6 +178,15 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
       `${m.method === 'static' ? `, self: ${m.ref.split('.')[0]}` : ''} });`;
     if (Node.isFunctionDeclaration(fnNode)) topRegistrations.push(reg);
     else inserts.push({ pos: m.anchor.getEnd(), text: `\n${reg}` });
+  }
+
+  for (const [name, { g, a, at }] of nestedRequests) {
+    const gPrefix = describe(g)!.prefix;
+    if (!directionalSources.some((d) => d.includes(`function ${gPrefix}$dd(`))) {
+      diags.unsupported(at, `grad(${describe(g)!.name}) inside a marked function`, `${describe(g)!.name} has no directional derivative (it calls functions of other modules or with custom rules)`, 'compute the inner derivative outside the marked function');
+      continue;
+    }
+    directionalSources.push(nestedGradSource(name, g, a));
   }
 
   for (const r of fns.filter((f) => tangentTarget(f) !== undefined)) {
@@ -182,7 +226,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
     else inserts.push({ pos: Math.max(r.getEnd(), ...(decl.getSourceFile() === sf ? [describe(decl)?.anchor.getEnd() ?? 0] : [])), text: `\n${reg}` });
   }
 
-  if (diags.hasErrors) return { code: text, changed: false, diagnostics: diags.list, adjointSource: '', generated: [], directionalSources };
+  if (diags.hasErrors) return { code: text, changed: false, diagnostics: diags.list, adjointSource: '', generated: [], directionalSources, deferred: [] };
 
   const imports = sf.getImportDeclarations();
   const top = imports.length ? imports[imports.length - 1]!.getEnd() : 0;
@@ -198,7 +242,41 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
   for (const m of code.matchAll(/^(import \* as \$pb from 'pullback\/runtime';|\$pb\.register(Rule)?\(.*)$/gm)) ranges.push([m.index!, m.index! + m[0].length]);
   ranges.push([code.lastIndexOf(marker), code.length]);
   const adjointSource = readable.length ? `${header(undefined, base)}\nimport * as $pb from 'pullback/runtime';\n\n${readable.join('\n\n')}\n` : '';
-  return { code, changed: true, diagnostics: diags.list, adjointSource, generated: ranges, directionalSources };
+  const deferred = [...nestedRequests.values()].map(({ at, g }) => { const sub = new Diagnostics(); sub.at(at, `grad(${describe(g)!.name}) inside a marked function`); return sub.list[0]!; });
+  return { code, changed: true, diagnostics: diags.list, adjointSource, generated: ranges, directionalSources, deferred };
+}
+
+/** The function `grad(g, a)` stands for: forward mode over g$dd, one run per entry of parameter a. */
+function nestedGradSource(name: string, g: FnNode, a: number): string {
+  const d = describe(g)!;
+  const ps = g.getParameters().map((p) => ({ name: p.getName(), kind: classify(p.getType()) as 'num' | 'arr', type: p.getTypeNode()?.getText() ?? (classify(p.getType()) === 'num' ? 'number' : 'Float64Array') }));
+  const sig = ps.map((p) => `${p.name}: ${p.type}`).join(', ');
+  const tangents = (unit: string) => ps.map((p, i) => (i === a ? unit : p.kind === 'num' ? '0' : `new Float64Array(${p.name}.length)`));
+  const args = ps.map((p) => p.name);
+  const doc = [`/**`, ` * grad(${d.name}, ${a}) as used inside marked functions: forward mode over ${d.prefix}$dd, so that it can be`, ` * differentiated again. Written by pullback.`, ` * @differentiable`, ` */`];
+  const p = ps[a]!;
+  if (p.kind === 'num') {
+    return [...doc, `function ${name}(${sig}): number {`, `  return ${d.prefix}$dd(${[...args, ...tangents('1')].join(', ')});`, '}'].join('\n');
+  }
+  return [...doc, `function ${name}(${sig}): Float64Array {`,
+    `  const $out = new Float64Array(${p.name}.length);`,
+    `  for (let $j = 0; $j < ${p.name}.length; $j++) {`,
+    `    const $e = new Float64Array(${p.name}.length);`,
+    `    $e[$j] = 1;`,
+    `    $out[$j] = ${d.prefix}$dd(${[...args, ...tangents('$e')].join(', ')});`,
+    '  }',
+    '  return $out;',
+    '}'].join('\n');
+}
+
+function functionOfIdentifier(id: Node): FnNode | undefined {
+  let sym = id.getSymbol();
+  if (sym?.isAlias()) sym = sym.getAliasedSymbol() ?? sym;
+  for (const d of sym?.getDeclarations() ?? []) {
+    const fn = functionOf(d);
+    if (fn) return fn;
+  }
+  return undefined;
 }
 
 function header(name: string | undefined, base: string, line?: number): string {

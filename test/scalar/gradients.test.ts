@@ -65,6 +65,7 @@ check('calls of marked functions imported from another module', c.callsImported,
 check('integer counters, % and boolean locals', c.integers, () => [vec(7)]);
 check('scratch arrays allocated in a loop and passed to a callee', c.scratchInLoop, () => [vec(5)]);
 check('aliased arrays swapped every step', c.pingPong, () => [vec(6)]);
+check('an array-valued callee with a number argument', c.usesArrayCallee, () => [vec(5), rand(0.5, 2)]);
 check('static methods calling static methods', c.Model.energy, () => [rand(-1, 1), rand(0.5, 2)]);
 check('custom derivative used by a marked function', h.usesRule, () => [rand(-2, 2), rand(-2, 2)]);
 check('custom derivative called directly', h.softplus, () => [rand(-2, 2)]);

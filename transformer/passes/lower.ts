@@ -23,6 +23,12 @@ export interface LowerHost {
   isStopGradient(call: CallExpression): boolean;
   /** True when the call's target is one of pullback's differentiation operators (grad, vjp...). */
   isAdOperator(call: CallExpression): boolean;
+  /**
+   * `grad(g, a)(...args)` inside a marked function: the callee that computes that gradient (written by the
+   * transformer's first pass and differentiable in its second), `'defer'` when it does not exist yet, or a
+   * reason why this nested use is not supported.
+   */
+  nestedGrad(op: CallExpression, call: CallExpression): Callee | 'defer' | { unsupported: string };
 }
 
 export function classify(type: Type): ValueType | undefined {
@@ -49,7 +55,7 @@ const CMP: Partial<Record<SyntaxKind, CmpOp>> = {
   [SyntaxKind.ExclamationEqualsToken]: '!=',
 };
 
-export function lowerFunction(m: Marked, host: LowerHost): Fn | undefined {
+export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefined {
   const d = host.diags;
   const fn = m.node;
   const sf = fn.getSourceFile();
@@ -213,6 +219,14 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | undefined {
   const call = (n: CallExpression): Expr => {
     const callee = n.getExpression();
     const args = n.getArguments();
+    if (Node.isCallExpression(callee) && host.isAdOperator(callee)) {
+      const r = host.nestedGrad(callee, n);
+      if (r === 'defer') throw new Defer();
+      if ('unsupported' in r) fail(n, `'${callee.getText()}(...)' inside a marked function`, r.unsupported, 'compute the inner derivative outside the marked function, or write a /** @derivative */ rule');
+      const c = r as Callee;
+      if (c.params.length !== args.length) fail(n, `the call of ${callee.getText()}`, `it passes ${args.length} arguments for ${c.params.length} parameters`, 'pass every parameter');
+      return { k: 'call', callee: c, args: args.map(expr) };
+    }
     for (const a of args) if (Node.isSpreadElement(a)) fail(a, 'a spread argument', 'arguments must be listed', 'pass each argument explicitly');
     if (Node.isPropertyAccessExpression(callee)) {
       const base = callee.getExpression();
@@ -439,8 +453,12 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | undefined {
     };
   } catch (e) {
     if (e instanceof Abandon) return undefined;
+    if (e instanceof Defer) return 'defer';
     throw e;
   }
 }
+
+/** Thrown when a function needs code that the transformer's second pass will have. */
+export class Defer extends Error {}
 
 export type { FnNode };

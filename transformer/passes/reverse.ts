@@ -309,7 +309,9 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
         if (E.k === 'copy' && act.active(v) && argIsActive(E.src)) out.push(`$pb.addTo(${shadowOf(E.src, pr)}, ${bar(v)});`);
         if (act.active(v) && (E.k === 'alloc' || E.k === 'copy' || E.k === 'call')) out.push(`${bar(v)}.fill(0);`);
         restore(v, out);
-        return out.length && act.active(v) ? [`// ∂ of: ${src.text}`, ...out] : out;
+        // Prepend in place: contributions pending on `out` are flushed with it.
+        if (out.length && act.active(v)) out.unshift(`// ∂ of: ${src.text}`);
+        return out;
       }
       if (!act.active(v)) { restore(v, out); return out; }
       const head = `// ∂ of: ${src.text}`;

@@ -157,3 +157,18 @@ export class Pendulum {
     return 0.01 * omega * omega * this.length;
   }
 }
+
+/** @differentiable */
+function scaled(x: Float64Array, c: number): Float64Array {
+  const r = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) r[i] = c * x[i] * x[i];
+  return r;
+}
+
+/** An array-valued callee with a number argument: its number adjoint must reach the caller. @differentiable */
+export function usesArrayCallee(x: Float64Array, c: number): number {
+  const r = scaled(x, c);
+  let s = 0;
+  for (const v of r) s += v * c;
+  return s;
+}

@@ -1,0 +1,54 @@
+// grad used inside marked functions, differentiated by an outer grad.
+import { grad } from 'pullback';
+
+/** Potential energy of a particle in a 2-D field with stiffness k. @differentiable */
+export function potential(q: Float64Array, k: number): number {
+  return 0.5 * k * (q[0] * q[0] + 2 * q[1] * q[1]) + 0.1 * Math.cos(3 * q[0]) * q[1];
+}
+
+/**
+ * Semi-implicit Euler for a particle in the field: the force is -∇potential, computed by grad inside the
+ * loop. Returns the squared distance from a target at the end; differentiated with respect to k and the
+ * initial position.
+ * @differentiable
+ */
+export function trajectoryLoss(q0: Float64Array, k: number, steps: number): number {
+  const q = Float64Array.from(q0);
+  const v = new Float64Array(2);
+  for (let s = 0; s < steps; s++) {
+    const f = grad(potential)(q, k);
+    for (let i = 0; i < 2; i++) {
+      v[i] = v[i] - 0.05 * f[i];
+      q[i] = q[i] + 0.05 * v[i];
+    }
+  }
+  return (q[0] - 0.3) * (q[0] - 0.3) + (q[1] + 0.2) * (q[1] + 0.2);
+}
+
+/** @differentiable */
+export function inner(w: number, lambda: number): number {
+  return (w - 2) * (w - 2) + lambda * w * w * w * w;
+}
+
+/**
+ * Bilevel: 30 steps of gradient descent on inner(w, lambda) from w = 0, then the outer loss of the result,
+ * differentiated with respect to the hyper-parameters lambda and the step size.
+ * @differentiable
+ */
+export function bilevel(lambda: number, lr: number): number {
+  let w = 0;
+  for (let t = 0; t < 30; t++) {
+    w = w - lr * grad(inner)(w, lambda);
+  }
+  return (w - 1.5) * (w - 1.5);
+}
+
+/** @differentiable */
+export function times(x: number, y: number): number {
+  return x * y;
+}
+
+/** The classic perturbation-confusion check: d/dx [x · d/dy (x·y)] = d/dx [x²] = 2x. @differentiable */
+export function confusion(x: number, c: number): number {
+  return x * grad(times, 1)(x, c);
+}
