@@ -1,0 +1,44 @@
+// The README cannot rot: every TypeScript block in it goes through the transformer without errors, the
+// adjoint it shows is the one the transformer writes today, and the quickstart runs as shown.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { root, transformProgram } from '../support/compile.js';
+
+const readme = readFileSync(join(root, 'README.md'), 'utf8');
+const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+const dir = join(root, '.cache/docs');
+mkdirSync(dir, { recursive: true });
+
+test('the README has TypeScript examples', () => {
+  assert.ok(blocks.length >= 3, `${blocks.length} blocks`);
+});
+
+blocks.forEach((code, i) => {
+  const generated = /function \w+\$fwd\(/.test(code);
+  test(`README block ${i + 1} ${generated ? 'is the adjoint the transformer writes' : 'compiles through the transformer'}`, () => {
+    if (generated) {
+      // The quickstart block precedes it; its adjoint, without the doc comments, must be this text.
+      const source = blocks.find((b) => /@differentiable/.test(b) && /export function energy/.test(b))!;
+      const r = transformProgram('.cache/docs/quickstart.ts', source);
+      const shown = r.adjointSource.split('\n').filter((l) => !/^\s*\/\*\*.*\*\/$/.test(l)).join('\n');
+      assert.ok(shown.includes(code.trim()), `README adjoint differs from the generated one:\n${shown}`);
+      return;
+    }
+    const r = transformProgram(`.cache/docs/block${i + 1}.ts`, code);
+    assert.equal(r.diagnostics.filter((d) => d.category === 'error'), []);
+  });
+});
+
+test('the quickstart runs with node --import pullback/register', () => {
+  const source = blocks.find((b) => /export function energy/.test(b))!;
+  const file = join(dir, 'energy.ts');
+  writeFileSync(file, source);
+  const r = spawnSync(process.execPath, ['--import', 'pullback/register', file], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /function energy\$rev/);
+});
+
+test.run();
