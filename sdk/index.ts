@@ -2,3 +2,9 @@
 // pullback's public API.
 export { grad, valueAndGrad, vjp, jvp, jacfwd, jacobian, hvp, hessian, stopGradient, differentiable, adjointSource, gradcheck } from './ad/api.js';
 export type { Gradient, Pullback, GradcheckOptions, GradcheckResult } from './ad/api.js';
+export { loadSafetensors, saveSafetensors, SafetensorsError, f32ToF16, f16ToF32, f32ToBf16, bf16ToF32, toF16Bits, fromF16Bits } from './io/index.js';
+export type { LoadedTensor, SafetensorsArrays, SafetensorsContents, SafetensorsDtype, TensorToSave } from './io/index.js';
+export { Dataset, batches, batchCount, sampleOrder, prefetch, SeededRandom, shuffle, permutation } from './data/index.js';
+export type { Batch, BatchOptions, DatasetInit, HostArray, LabelArray, Labels, PrefetchOptions, Shufflable } from './data/index.js';
+export { constantLr, stepDecay, exponentialDecay, cosineWithWarmup } from './optim/schedules.js';
+export type { Schedule } from './optim/schedules.js';

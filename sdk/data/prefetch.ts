@@ -19,7 +19,8 @@ export interface PrefetchOptions<T, U> {
  * Iterates `upload(item)` for each item of `source`, starting the upload of the next `depth` items
  * before handing out the current one. Items come out in order; an error from the source or from an
  * upload is thrown where that item would have come out (in-flight uploads are discarded first).
- * Note that `source` itself is read on the consumer's thread, before the current item is handed out.
+ * The source itself is read on the consumer's thread (for `batches`, that is where rows are copied):
+ * item k+depth is pulled when the consumer asks for item k, and its upload then runs meanwhile.
  * @example
  * for await (const b of prefetch(batches(train, { batchSize: 128 }), { upload: (b) => toDevice(b), discard: (d) => d.free() })) {
  *   step(b); // the next batch is uploading meanwhile

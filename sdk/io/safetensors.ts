@@ -12,7 +12,7 @@
 // aligned to its element size; compact JSON with "__metadata__" first and each entry's keys in the
 // order dtype, shape, data_offsets; the header padded with spaces to a multiple of 8 bytes.
 // The reader checks everything before it builds anything, so a bad file never gives half a result.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 /** The safetensors dtypes this module reads and writes. F16 and BF16 data are raw bits (see float16.ts). */
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8';
@@ -92,7 +92,8 @@ function compareUtf8(a: string, b: string): number {
 
 /**
  * Serializes tensors (and optional string metadata) to safetensors bytes, exactly as the Python
- * `safetensors` library would write them; with a `path`, also writes the file.
+ * `safetensors` library would write them; with a `path`, also writes the file (through a temporary
+ * file and a rename, so that an existing file is replaced whole or not at all).
  * @example
  * const bytes = saveSafetensors('model.safetensors', {
  *   'fc.weight': { dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
@@ -156,7 +157,12 @@ export function saveSafetensors(
   out.fill(0x20, 8 + json.length, 8 + headerLen);
   let at = 8 + headerLen;
   for (const e of entries) { out.set(e.bytes, at); at += e.bytes.byteLength; }
-  if (path !== undefined) writeFileSync(path, out);
+  if (path !== undefined) {
+    // Write beside the target and rename: a crash mid-write leaves the old file, never half a new one.
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, out);
+    renameSync(tmp, path);
+  }
   return out;
 }
 
@@ -169,11 +175,12 @@ export function saveSafetensors(
  * const w = tensors['fc.weight']; // { dtype: 'F32', shape: [2, 3], data: Float32Array(6) }
  * if (w.dtype === 'F16') console.log(f16ToF32(w.data));
  */
-export function loadSafetensors(bytesOrPath: Uint8Array | string): SafetensorsContents {
+export function loadSafetensors(bytesOrPath: Uint8Array | ArrayBuffer | string): SafetensorsContents {
   const source = typeof bytesOrPath === 'string' ? bytesOrPath : 'buffer';
   const fail = (msg: string): never => { throw new SafetensorsError(`loadSafetensors(${source}): ${msg}`); };
   if (!littleEndian) fail('this machine is big-endian; safetensors data is little-endian');
-  const bytes = typeof bytesOrPath === 'string' ? readFileSync(bytesOrPath) : bytesOrPath;
+  const bytes = typeof bytesOrPath === 'string' ? readFileSync(bytesOrPath)
+    : bytesOrPath instanceof Uint8Array ? bytesOrPath : new Uint8Array(bytesOrPath);
 
   if (bytes.byteLength < 8) fail(`truncated: the file has ${bytes.byteLength} bytes, fewer than the 8-byte header length`);
   const n64 = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
