@@ -99,6 +99,15 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
     return n;
   };
 
+  const assignedType = (decl: Node): ValueType | undefined => {
+    const kinds = new Set<ValueType | undefined>();
+    fn.forEachDescendant((x) => {
+      if (!Node.isBinaryExpression(x) || x.getOperatorToken().getKind() !== SyntaxKind.EqualsToken) return;
+      const l = x.getLeft();
+      if (Node.isIdentifier(l) && (l.getSymbol()?.getDeclarations() ?? []).includes(decl)) kinds.add(classify(x.getRight().getType()));
+    });
+    return kinds.size === 1 ? [...kinds][0] : undefined;
+  };
   const typeOf = (node: Node, what: string): ValueType => {
     const t = classify(node.getType());
     if (!t) fail(node, `${what} of type '${node.getType().getText(node)}'`, 'only number, boolean, Float64Array and number[] values are supported in scalar code', 'keep other values outside the marked function, or pass them as numbers');
@@ -290,8 +299,11 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
         if (!Node.isIdentifier(nameNode)) fail(nameNode, 'a destructuring declaration', 'each variable must be declared on its own', 'declare the variables one by one');
         const init = v.getInitializer();
         const e = init ? expr(init) : null; // lowered before the name is visible, as in TS
-        // `new Array(n).fill(0)` is typed any[] by TypeScript; what it holds is numbers.
-        const type = e && (e.k === 'alloc' || e.k === 'copy' || e.k === 'arrlit') ? 'arr' : typeOf(v, `the local '${v.getName()}'`);
+        // `new Array(n).fill(0)` is typed any[] by TypeScript; what it holds is numbers. A `let t;` with
+        // neither type nor value is typed by what is assigned to it, as TypeScript's evolving let is.
+        const type = e && (e.k === 'alloc' || e.k === 'copy' || e.k === 'arrlit') ? 'arr'
+          : !init && !v.getTypeNode() ? assignedType(v) ?? typeOf(v, `the local '${v.getName()}'`)
+          : typeOf(v, `the local '${v.getName()}'`);
         out.push({ k: 'decl', name: declare(v, v.getName(), type), type, init: e, src: src(v) });
       }
       return;

@@ -127,7 +127,8 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     const elementsNeeded = (a: string) => [...N].some((v) => isArr(v) && find(v) === find(a));
     const needsSave = (v: string) => (isArr(v) ? (N.has(v) || act.active(v)) : N.has(v) && !R.has(v)) && !singleDef(v);
     const revInfo = new Map<Stmt, { flag?: boolean; count?: boolean }>();
-    const fwdHoist = new Set<string>();
+    /** Forward-sweep locals the generator adds: name -> declaration. */
+    const fwdHoist = new Map<string, string>();
 
     const pf: PrintHooks = { name: (v) => v, call: (e, args) => callFwd(e, args) };
     const pr: PrintHooks = { name: (v) => { reads.add(v); return v; } };
@@ -305,10 +306,15 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     const revAssign = (v: string, E: Expr, src: Stmt['src']): string[] => {
       const out: string[] = [];
       if (isArr(v)) {
-        if (E.k === 'call' && callIsActive(v, E)) callRev(E, bar(v), out);
-        if (E.k === 'copy' && act.active(v) && argIsActive(E.src)) out.push(`$pb.addTo(${shadowOf(E.src, pr)}, ${bar(v)});`);
-        if (act.active(v) && (E.k === 'alloc' || E.k === 'copy' || E.k === 'call')) out.push(`${bar(v)}.fill(0);`);
+        // The adjoint of the new array is taken before the old array (and its shadow) are restored, so that
+        // `w = f(w)` pulls back into the w that was passed in.
+        const fresh_ = act.active(v) && (E.k === 'alloc' || E.k === 'copy' || E.k === 'call');
+        const newBar = fresh_ ? fresh('d') : '';
+        if (fresh_) out.push(`const ${newBar} = ${bar(v)};`);
         restore(v, out);
+        if (E.k === 'call' && callIsActive(v, E)) callRev(E, newBar, out);
+        if (E.k === 'copy' && act.active(v) && argIsActive(E.src)) out.push(`$pb.addTo(${shadowOf(E.src, pr)}, ${newBar});`);
+        if (fresh_) out.push(`${newBar}.fill(0);`);
         // Prepend in place: contributions pending on `out` are flushed with it.
         if (out.length && act.active(v)) out.unshift(`// ∂ of: ${src.text}`);
         return out;
@@ -437,6 +443,22 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     // ---------- forward ----------
     const fwdAssign = (v: string, E: Expr): string[] => {
       const out: string[] = [];
+      if (E.k === 'call' && callIsActive(v, E) && needsSave(v)) {
+        // The callee records on the tape too: the old value is pushed after its records, so that the reverse
+        // sweep pops it first and then finds the callee's records on top, as its reverse expects.
+        const old = fresh('saved');
+        fwdHoist.set(old, isArr(v) ? `${old}!: any` : typeOf(v) === 'bool' ? `${old} = false` : `${old} = 0`);
+        const oldBar = isArr(v) && hasShadow(v) ? fresh('saved') : '';
+        if (oldBar) fwdHoist.set(oldBar, `${oldBar}!: any`);
+        out.push(`${old} = ${v};`, ...(oldBar ? [`${oldBar} = ${bar(v)};`] : []));
+        currentCallActive = true;
+        out.push(`${v} = ${P(E)};`);
+        currentCallActive = false;
+        if (oldBar) out.push(`${bar(v)} = new Float64Array(${v}.length);`);
+        if (isArr(v)) out.push(`$t.pushRef(${old});`, ...(oldBar ? [`$t.pushRef(${oldBar});`] : []));
+        else out.push(typeOf(v) === 'bool' ? `$t.push(+${old});` : `$t.push(${old});`);
+        return out;
+      }
       if (needsSave(v)) {
         if (isArr(v)) { out.push(`$t.pushRef(${v});`); if (hasShadow(v)) out.push(`$t.pushRef(${bar(v)});`); }
         else out.push(typeOf(v) === 'bool' ? `$t.push(+${v});` : `$t.push(${v});`);
@@ -475,7 +497,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
           let cnt = '';
           if (counted) {
             cnt = fresh('n');
-            fwdHoist.add(cnt);
+            fwdHoist.set(cnt, `${cnt} = 0`);
             out.push(`${cnt} = 0;`);
             body.unshift(`${cnt}++;`);
           }
@@ -526,7 +548,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     const fwd = [
       `/** Forward sweep of ${fn.name} (${where}): runs the primal and records what the reverse sweep needs on $t. */`,
       `function ${fn.prefix}$fwd(${[...thisSig, '$t: $pb.Tape', ...sig, ...shadowSig].join(', ')}): ${fn.returnTypeText} {`,
-      ...indent([...lets([...localsList.map(decl), ...shadowLocals]), ...lets([...fwdHoist].map((c) => `${c} = 0`)), ...fwdBody, ...pushSnap, `return ${n.result};`]),
+      ...indent([...lets([...localsList.map(decl), ...shadowLocals]), ...lets([...fwdHoist.values()]), ...fwdBody, ...pushSnap, `return ${n.result};`]),
       '}',
     ].join('\n');
 
