@@ -8,3 +8,9 @@ export { Dataset, batches, batchCount, sampleOrder, prefetch, SeededRandom, shuf
 export type { Batch, BatchOptions, DatasetInit, HostArray, LabelArray, Labels, PrefetchOptions, Shufflable } from './data/index.js';
 export { constantLr, stepDecay, exponentialDecay, cosineWithWarmup } from './optim/schedules.js';
 export type { Schedule } from './optim/schedules.js';
+// Tensors on WebGPU (Dawn in Node, navigator.gpu in browsers): the op library with its reference backend.
+// `vjp` above is the scalar operator; the tensor op-level vjp stays in runtime-gpu as `vjpOn`.
+export * from '../runtime-gpu/api.js';
+export { Tensor, type MemoryStats, type RuntimeOptions, type GpuRuntime } from '../runtime-gpu/runtime.js';
+export { referenceBackend, webgpuBackend, vjp as vjpOn, type Vjp } from '../runtime-gpu/backend.js';
+export { OpError, type DType, type Shape } from '../runtime-gpu/shape.js';

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// Register-blocked matmul for aligned shapes: each invocation computes an 8x4 block of C with vec4 loads and no
+// workgroup memory or barriers. On SwiftShader (invocations are SIMD lanes of CPU threads, barriers are costly and
+// every load is a gather) this beats the shared-memory tiled kernel; on real GPUs it relies on the caches.
+// Three layouts: NN (A [M,K], B [K,N]; K, N multiples of 4), NT (B [N,K]; K a multiple of 4) and
+// TN (A [K,M]; M, N multiples of 4). Rows past M are clamped on load and skipped on store.
+import type { GpuRuntime } from './runtime.js';
+import { MATH, u32 } from './wgsl.js';
+
+export type Layout = 'NN' | 'NT' | 'TN';
+
+export function vec4Layout(M: number, N: number, K: number, transA: boolean, transB: boolean): Layout | null {
+  if (!transA && !transB && K % 4 === 0 && N % 4 === 0) return 'NN';
+  if (!transA && transB && K % 4 === 0) return 'NT';
+  if (transA && !transB && M % 4 === 0 && N % 4 === 0) return 'TN';
+  return null;
+}
+
+export interface Vec4Spec {
+  layout: Layout; M: number; N: number; K: number; batch: number; aBatched: boolean; bBatched: boolean;
+  bias: GPUBuffer | null; activation: 'none' | 'relu' | 'gelu';
+  a: GPUBuffer; b: GPUBuffer; c: GPUBuffer; pre: GPUBuffer | null;
+}
+
+const R = 8;
+
+export function matmulVec4(rt: GpuRuntime, s: Vec4Spec): void {
+  const { layout, M, N, K } = s;
+  if (M === 0 || N === 0 || s.batch === 0) return;
+  const rows = [...Array(R).keys()];
+  const N4 = Math.ceil(N / 4);
+  const aOff = s.aBatched ? `bt * ${u32(M * K)}` : '0u';
+  const bOff = s.bBatched ? `bt * ${u32(K * N)}` : '0u';
+  const decls = [
+    `@group(0) @binding(0) var<storage, read> A: array<vec4f>;`,
+    `@group(0) @binding(1) var<storage, read> B: array<vec4f>;`,
+    `@group(0) @binding(2) var<storage, read_write> C: array<${layout === 'NT' && N % 4 !== 0 ? 'f32' : 'vec4f'}>;`,
+    ...(s.bias ? [`@group(0) @binding(3) var<storage, read> bias: array<f32>;`] : []),
+    ...(s.pre ? [`@group(0) @binding(${s.bias ? 4 : 3}) var<storage, read_write> pre: array<${layout === 'NT' && N % 4 !== 0 ? 'f32' : 'vec4f'}>;`] : []),
+  ].join('\n');
+  let body: string;
+  if (layout === 'NN') {
+    body = `
+  ${rows.map((r) => `let a${r} = (${aOff} + min(m + ${r}u, ${u32(M - 1)}) * ${u32(K)}) / 4u;`).join(' ')}
+  let bb = ${bOff} / 4u + n4;
+  for (var k = 0u; k < ${u32(K)}; k += 4u) {
+    let b0 = B[bb + (k * ${u32(N)}) / 4u]; let b1 = B[bb + ((k + 1u) * ${u32(N)}) / 4u];
+    let b2 = B[bb + ((k + 2u) * ${u32(N)}) / 4u]; let b3 = B[bb + ((k + 3u) * ${u32(N)}) / 4u];
+    let k4 = k / 4u;
+    ${rows.map((r) => `{ let a = A[a${r} + k4]; c${r} += a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }`).join('\n    ')}
+  }`;
+  } else if (layout === 'NT') {
+    body = `
+  ${rows.map((r) => `let a${r} = (${aOff} + min(m + ${r}u, ${u32(M - 1)}) * ${u32(K)}) / 4u;`).join(' ')}
+  ${[0, 1, 2, 3].map((j) => `let bj${j} = (${bOff} + min(n4 * 4u + ${j}u, ${u32(N - 1)}) * ${u32(K)}) / 4u;`).join(' ')}
+  for (var k4 = 0u; k4 < ${u32(K / 4)}; k4++) {
+    let b0 = B[bj0 + k4]; let b1 = B[bj1 + k4]; let b2 = B[bj2 + k4]; let b3 = B[bj3 + k4];
+    ${rows.map((r) => `{ let a = A[a${r} + k4]; c${r} += vec4f(dot(a, b0), dot(a, b1), dot(a, b2), dot(a, b3)); }`).join('\n    ')}
+  }`;
+  } else {
+    // TN: A is [K, M]; a row k holds M/4 vec4s.
+    body = `
+  let ma = min(m / 4u, ${u32(M / 4 - 1)}); let mb = min(m / 4u + 1u, ${u32(M / 4 - 1)});
+  let ab = ${aOff} / 4u;
+  let bb = ${bOff} / 4u + n4;
+  for (var k = 0u; k < ${u32(K)}; k++) {
+    let b = B[bb + k * ${u32(N / 4)}];
+    let lo = A[ab + k * ${u32(M / 4)} + ma]; let hi = A[ab + k * ${u32(M / 4)} + mb];
+    c0 += lo.x * b; c1 += lo.y * b; c2 += lo.z * b; c3 += lo.w * b;
+    c4 += hi.x * b; c5 += hi.y * b; c6 += hi.z * b; c7 += hi.w * b;
+  }`;
+  }
+  const act = s.activation === 'relu' ? 'max(r, vec4f(0.0))' : s.activation === 'gelu' ? 'vec4f(gelu_s(r.x), gelu_s(r.y), gelu_s(r.z), gelu_s(r.w))' : 'r';
+  const scalarStore = layout === 'NT' && N % 4 !== 0;
+  const biasExpr = s.bias ? (scalarStore
+    ? ` + vec4f(bias[min(n4 * 4u, ${u32(N - 1)})], bias[min(n4 * 4u + 1u, ${u32(N - 1)})], bias[min(n4 * 4u + 2u, ${u32(N - 1)})], bias[min(n4 * 4u + 3u, ${u32(N - 1)})])`
+    : ' + vec4f(bias[n4 * 4u], bias[n4 * 4u + 1u], bias[n4 * 4u + 2u], bias[n4 * 4u + 3u])') : '';
+  const store = rows.map((r) => {
+    const row = `(bt * ${u32(M)} + m + ${r}u)`;
+    const write = scalarStore
+      ? `for (var j = 0u; j < 4u; j++) { if (n4 * 4u + j < ${u32(N)}) { let o = ${row} * ${u32(N)} + n4 * 4u + j; C[o] = v[j];${s.pre ? ' pre[o] = r[j];' : ''} } }`
+      : `let o = ${row} * ${u32(N4)} + n4; C[o] = v;${s.pre ? ' pre[o] = r;' : ''}`;
+    return `if (m + ${r}u < ${u32(M)}) { let r = c${r}${biasExpr}; let v = ${act}; ${write} }`;
+  }).join('\n  ');
+  const code = `${decls}
+${s.activation === 'gelu' ? MATH : ''}
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let n4 = gid.x;
+  if (n4 >= ${u32(N4)}) { return; }
+  let m = wid.y * ${R}u;
+  let bt = wid.z;
+  ${rows.map((r) => `var c${r} = vec4f(0.0);`).join(' ')}
+  ${body}
+  ${store}
+}`;
+  const buffers = [s.a, s.b, s.c, ...(s.bias ? [s.bias] : []), ...(s.pre ? [s.pre] : [])];
+  rt.dispatch(code, buffers, [Math.ceil(N4 / 64), Math.ceil(M / R), s.batch]);
+}
