@@ -41,4 +41,13 @@ test('the quickstart runs with node --import pullback/register', () => {
   assert.match(r.stdout, /function energy\$rev/);
 });
 
+test('the tensor example runs on SwiftShader', () => {
+  const source = blocks.find((b) => /initGpu/.test(b))!;
+  const file = join(dir, 'tensor.ts');
+  writeFileSync(file, `${source}\nprocess.exit(0);\n`);
+  const r = spawnSync(process.execPath, ['--import', 'pullback/register', file], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /SwiftShader/);
+});
+
 test.run();
