@@ -4,9 +4,12 @@
 export class Rng {
   private s = new Uint32Array(4);
   constructor(seed = 1) {
-    // splitmix32 to spread the seed over the state.
+    // splitmix32 to spread the seed over the state; the high word of a seed beyond 2^32 enters halfway,
+    // so that seeds 2^32 apart differ (for smaller seeds it is 0 and changes nothing).
+    const hi = Math.floor(seed / 2 ** 32) >>> 0;
     let x = seed >>> 0;
     for (let i = 0; i < 4; i++) {
+      if (i === 2) x = (x ^ hi) >>> 0;
       x = (x + 0x9e3779b9) >>> 0;
       let z = x;
       z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;

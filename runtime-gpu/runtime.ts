@@ -3,7 +3,7 @@
 // batches, a pipeline cache keyed by the generated WGSL, and memory accounting. Only reads wait for the GPU.
 import { type AdapterDescription, type DeviceOptions, INSTALL_HINT, requestGpuDevice } from './device.js';
 import { type DType, type Shape, OpError, fmt, size, checkShape, bytesPerElement } from './shape.js';
-import { f16ToF32, f32ToF16 } from './host.js';
+import { fromF16Bits, toF16Bits } from './float16.js';
 
 export interface MemoryStats {
   /** Bytes of GPU buffers held by live tensors. */
@@ -228,7 +228,7 @@ export class GpuRuntime {
       }
     } else {
       const dst = new Uint16Array(range);
-      for (let i = 0; i < n; i++) dst[i] = f32ToF16(data[i]!);
+      for (let i = 0; i < n; i++) dst[i] = toF16Bits(data[i]!);
     }
     staging.unmap();
     this.copy(staging, t.buf(), bytes);
@@ -330,7 +330,7 @@ export class GpuRuntime {
     else {
       const h = new Uint16Array(range);
       out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = f16ToF32(h[i]!);
+      for (let i = 0; i < n; i++) out[i] = fromF16Bits(h[i]!);
     }
     dst.unmap();
     dst.destroy();

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import { Rng } from '../../runtime-gpu/rng.js';
 // The seeded generator behind shuffling, so that an order depends on the seed and nothing else, on
 // every machine and in every version: data splits and batch orders are part of an experiment.
 //
@@ -19,35 +20,14 @@
  * r.int(6);  // a uniform integer in [0, 6)
  * r.float(); // uniform in [0, 1), 53 random bits
  */
-export class SeededRandom {
-  private readonly s = new Uint32Array(4);
-
+export class SeededRandom extends Rng {
   constructor(seed: number) {
     if (!Number.isSafeInteger(seed)) throw new RangeError(`SeededRandom: the seed must be a safe integer, got ${seed}`);
-    const lo = seed >>> 0, hi = Math.floor(seed / 2 ** 32) >>> 0;
-    let x = lo;
-    for (let i = 0; i < 4; i++) {
-      if (i === 2) x = (x ^ hi) >>> 0; // the high word enters halfway, so seeds 2^32 apart differ
-      x = (x + 0x9e3779b9) >>> 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      this.s[i] = (z ^ (z >>> 16)) >>> 0;
-    }
-  }
-
-  /** The next uniform 32-bit unsigned integer. */
-  u32(): number {
-    const s = this.s;
-    const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
-    const t = s[1]! << 9;
-    s[2]! ^= s[0]!; s[3]! ^= s[1]!; s[1]! ^= s[2]!; s[0]! ^= s[3]!;
-    s[2]! ^= t; s[3] = rotl(s[3]!, 11);
-    return result;
+    super(seed); // the runtime's xoshiro128** (runtime-gpu/rng.ts): one generator in the project
   }
 
   /** A uniform integer in [0, n), without modulo bias; 1 ≤ n ≤ 2^32. */
-  int(n: number): number {
+  override int(n: number): number {
     if (!Number.isInteger(n) || n < 1 || n > 2 ** 32) throw new RangeError(`SeededRandom.int: n must be an integer in [1, 2^32], got ${n}`);
     const limit = 2 ** 32 - (2 ** 32 % n);
     let u = this.u32();
@@ -59,10 +39,6 @@ export class SeededRandom {
   float(): number {
     return ((this.u32() >>> 5) * 2 ** 26 + (this.u32() >>> 6)) / 2 ** 53;
   }
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
 /** Anything `shuffle` can permute in place. */

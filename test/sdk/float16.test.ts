@@ -3,7 +3,7 @@
 // independent reference that picks the nearer of the two neighbouring f16 values (ties to even).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, fromF16Bits, toF16Bits } from '../../sdk/io/float16.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, fromF16Bits, toF16Bits } from '../../runtime-gpu/float16.js';
 
 const bitsOf = (x: number) => new Uint32Array(new Float32Array([x]).buffer)[0]!;
 const fromBits = (b: number) => new Float32Array(new Uint32Array([b]).buffer)[0]!;

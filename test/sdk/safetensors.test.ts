@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSafetensors, saveSafetensors, SafetensorsError, type LoadedTensor, type TensorToSave } from '../../sdk/io/safetensors.js';
-import { bf16ToF32, f16ToF32, f32ToF16 } from '../../sdk/io/float16.js';
+import { bf16ToF32, f16ToF32, f32ToF16 } from '../../runtime-gpu/float16.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const fixture = join(root, 'test/fixtures-bin/python-written.safetensors');
