@@ -111,14 +111,17 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
 
   let N = new Set<string>();
   let R = new Map<string, number>();
-  for (let round = 0; ; round++) {
+  // N (the variables the reverse sweep reads) and the recomputation choices depend on each other: iterate
+  // until the reads are all in N. N only grows, so this ends after at most one round per variable.
+  for (let round = 0; round <= fn.locals.size + fn.params.length + 1; round++) {
     R = recomputable(n, N, sites);
     const g = sweepsWith(N, R);
     let grew = false;
     for (const v of g.reads) if (!N.has(v)) { N.add(v); grew = true; }
-    if (!grew || round > 20) return { fwd: g.fwd, rev: g.rev, externs };
+    if (!grew) return { fwd: g.fwd, rev: g.rev, externs };
     N = new Set(N);
   }
+  throw new Error(`pullback internal error: the reverse sweep of ${fn.name} did not settle`);
 
   function sweepsWith(N: Set<string>, R: Map<string, number>): { fwd: string; rev: string; reads: Set<string> } {
     const reads = new Set<string>();
@@ -160,7 +163,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       const shadows = e.args.flatMap((a, i) => (c.params[i] === 'arr' ? [shadowOf(a, pf)] : []));
       const all = ['$t', ...args, ...shadows].join(', ');
       const f = c.local ? `${c.prefix}$fwd` : `${calleeAdjoint(c)}.fwd`;
-      return c.viaThis || c.local && fn.usesThis && c.viaThis ? `${f}.call(this, ${all})` : `${f}(${all})`;
+      return c.viaThis ? `${f}.call(this, ${all})` : `${f}(${all})`;
     };
 
     // ---------- reverse ----------
