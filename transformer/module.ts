@@ -81,6 +81,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
   const rules = fns.filter((f) => derivativeTarget(f) !== undefined);
   if (!marked.length && !rules.length && !fns.some((f) => tangentTarget(f) !== undefined)) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [], directionalSources, deferred: [] };
 
+  const warnedNoTangent = new Set<Node>();
   // grad(g, a)(...) inside marked functions: requested in the first pass, resolved in the second.
   const nestedRequests = new Map<string, { g: FnNode; a: number; at: Node }>();
   const host: LowerHost = {
@@ -115,8 +116,14 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
     callee(call: CallExpression): Callee | undefined {
       const decl = calleeDeclaration(call);
       if (!decl) return undefined;
-      const rule = findRule(decl, [...new Set([decl.getSourceFile(), sf])]);
+      const files = [...new Set([decl.getSourceFile(), sf])];
+      const rule = findRule(decl, files);
       if (!rule && !isMarked(decl)) return undefined;
+      if (rule && !findRule(decl, files, tangentTarget) && !warnedNoTangent.has(call)) {
+        warnedNoTangent.add(call);
+        diags.at(call, `${describe(decl)?.name ?? 'this function'} has a /** @derivative */ rule but no /** @tangent */ rule: ` +
+          `reverse mode works, but jvp and jacfwd through it will throw; declare /** @tangent ${describe(decl)?.name} */ to enable them (second order through custom rules is not supported yet)`, 'warning');
+      }
       const info = describe(decl);
       if (!info) return undefined;
       const params = decl.getParameters().map((p) => classify(p.getType()));

@@ -115,12 +115,12 @@ export function calleeDeclaration(call: CallExpression): FnNode | undefined {
 }
 
 /** Finds the `@derivative` rule for `target` in the files where it may be declared. */
-export function findRule(target: FnNode, files: SourceFile[]): FnNode | undefined {
+export function findRule(target: FnNode, files: SourceFile[], tag: (fn: FnNode) => string | undefined = derivativeTarget): FnNode | undefined {
   const targetName = describe(target)?.name;
   if (!targetName) return undefined;
   for (const sf of files) {
     for (const fn of functionsIn(sf)) {
-      if (derivativeTarget(fn) !== targetName) continue;
+      if (tag(fn) !== targetName) continue;
       // The rule names its target; make sure the name resolves to this very function from the rule's file.
       const local = sf.getLocal(targetName.split('.')[0]!);
       let sym = local;
