@@ -258,9 +258,13 @@ export function vjp<F extends Fn>(f: F, ...args: Parameters<F>): [ReturnType<F>,
       if (c.length !== outLen) throw new Error(`pullback: the cotangent of ${ad.name} has length ${c.length}; the output has length ${outLen}`);
     }
     t.sp = sp; t.rp = rp;
-    // The shadows of parameter arrays accumulate: give every call fresh ones (the forward's stay zero).
-    const shadows = fwdShadows.map((s) => new Float64Array(s.length));
-    return reverse(ad, ad.self, args, shadows, cotangent, t);
+    // The forward sweep may have aliased the parameters' shadows into local arrays (`const a = c ? x : y`),
+    // so the reverse sweep must accumulate into those very arrays: hand out copies and clear them after.
+    const grads = reverse(ad, ad.self, args, fwdShadows, cotangent, t);
+    let a = 0;
+    const out = grads.map((g, i) => (ad.params[i] === 'arr' ? Float64Array.from(fwdShadows[a++]!) : g));
+    for (const s of fwdShadows) s.fill(0);
+    return out;
   };
   const out = ad.returns === 'arr' ? (value as Float64Array | number[]).slice() : value;
   return [out, pullback as Pullback<F>];

@@ -127,12 +127,23 @@ export function normalize(fn: Fn): Normalized {
   const structured = seq(fn.body, null, new Set(), true);
   if (returnedFlag) structured.unshift({ k: 'decl', name: returnedFlag, type: 'bool', init: FALSE, src: { line: fn.line, col: fn.col, text: 'return' } });
 
+  const exprType = (e: Expr): ValueType => {
+    switch (e.k) {
+      case 'var': return locals.get(e.name) ?? fn.params.find((p) => p.name === e.name)?.type ?? 'num';
+      case 'alloc': case 'copy': case 'arrlit': case 'view': return 'arr';
+      case 'call': return e.callee.returns;
+      case 'cond': return exprType(e.a) === 'arr' || exprType(e.b) === 'arr' ? 'arr' : 'num';
+      default: return 'num';
+    }
+  };
+
   // Values: pull `?:`, calls and array literals out of expressions into statements of their own.
   const pre: NStmt[] = [];
   const value = (e: Expr, src: Stmt['src'], top: boolean): Expr => {
     switch (e.k) {
       case 'cond': {
-        const type: ValueType = 'num';
+        // An array-valued `c ? x : y` makes an array alias (its shadow follows), a number one a number.
+        const type: ValueType = exprType(e.a) === 'arr' || exprType(e.b) === 'arr' ? 'arr' : 'num';
         const t = fresh('$cond', type);
         const a: NStmt[] = [], b: NStmt[] = [];
         const saved = pre.splice(0);
