@@ -250,6 +250,14 @@ export function vjp<F extends Fn>(f: F, ...args: Parameters<F>): [ReturnType<F>,
   const value = ad.fwd.call(ad.self, t, ...args, ...fwdShadows);
   const sp = t.sp, rp = t.rp;
   const outLen = ad.returns === 'arr' ? (value as ArrayLike<number>).length : 0;
+  // A reverse sweep rewinds the arrays it restores element by element to their state before the forward
+  // sweep. To run it again, put every recorded array back as the forward sweep left it.
+  const recorded = new Map<Float64Array | number[], Float64Array | number[]>();
+  for (let i = 0; i < rp; i++) {
+    const o = t.refs[i];
+    if ((o instanceof Float64Array || Array.isArray(o)) && !recorded.has(o)) recorded.set(o, o.slice());
+  }
+  let calls = 0;
   const pullback = (cotangent: unknown) => {
     if (ad.returns === 'num' && typeof cotangent !== 'number') throw new Error(`pullback: the cotangent of ${ad.name} must be a number, got ${describe(cotangent)}`);
     if (ad.returns === 'arr') {
@@ -258,6 +266,7 @@ export function vjp<F extends Fn>(f: F, ...args: Parameters<F>): [ReturnType<F>,
       if (c.length !== outLen) throw new Error(`pullback: the cotangent of ${ad.name} has length ${c.length}; the output has length ${outLen}`);
     }
     t.sp = sp; t.rp = rp;
+    if (calls++ > 0) for (const [o, copy] of recorded) for (let i = 0; i < copy.length; i++) o[i] = copy[i]!;
     // The forward sweep may have aliased the parameters' shadows into local arrays (`const a = c ? x : y`),
     // so the reverse sweep must accumulate into those very arrays: hand out copies and clear them after.
     const grads = reverse(ad, ad.self, args, fwdShadows, cotangent, t);

@@ -2,7 +2,7 @@
 // several seeded random points from each function's domain, plus exact values at the documented kinks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { grad, gradcheck, valueAndGrad, vjp, jacobian, adjointSource } from '../../sdk/index.js';
+import { grad, gradcheck, valueAndGrad, vjp, jacobian, jacfwd, adjointSource } from '../../sdk/index.js';
 import { load } from '../support/compile.js';
 
 const math = await load('test/programs/scalar/math.ts');
@@ -12,6 +12,7 @@ const b = await load('test/programs/scalar/basics.ts');
 const nu = await load('test/programs/scalar/newuser.ts');
 const nu2 = await load('test/programs/scalar/newuser2.ts');
 const nu3 = await load('test/programs/scalar/newuser3.ts');
+const nu4 = await load('test/programs/scalar/newuser4.ts');
 
 let seed = 12345;
 const rand = (lo: number, hi: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return lo + (hi - lo) * (seed / 2147483648); };
@@ -90,6 +91,19 @@ check('an array chosen by ?: (aliasing a parameter)', nu3.pickArray, () => [vec(
 check('a scratch array sized by Math.floor, a let assigned in branches', nu3.dynamicScratch, () => [vec(7), rand(-1, 1)]);
 check('a recording callee in a loop with a break', nu3.loopCallBreak, () => [rand(-1, 1), rand(0, 2)]);
 check('.length inside callees, with a view', nu3.lenInCallee, () => [vec(5)]);
+check('a running max', nu4.runningMax, () => [vec(6)]);
+check('a parameter used as a bound and as a value', nu4.boundAndValue, () => [rand(-1, 1), 5], 4, 0);
+check('return inside do...while', nu4.doReturn, () => [rand(1, 1.6)]);
+check('mutual recursion', nu4.mutual, () => [rand(-1, 1)]);
+check('softmax cross-entropy through an array-valued callee', nu4.crossEntropy, () => [vec(4), 2], 4, 0);
+check('a vector output from an array-valued callee', nu4.probs, () => [vec(4), rand(1.2, 1.8)]);
+
+test('pullbacks can run again after arrays were overwritten in place (jacobian rows match forward mode)', () => {
+  const z = vec(4);
+  const R = jacobian(nu4.probs)(z, 1.3) as unknown as Float64Array[];
+  const F = jacfwd(nu4.probs)(z, 1.3) as unknown as Float64Array[];
+  for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) assert.ok(Math.abs(R[i]![j]! - F[i]![j]!) < 1e-14, `J[${i}][${j}]: ${R[i]![j]} vs ${F[i]![j]}`);
+});
 check('static methods calling static methods', c.Model.energy, () => [rand(-1, 1), rand(0.5, 2)]);
 check('custom derivative used by a marked function', h.usesRule, () => [rand(-2, 2), rand(-2, 2)]);
 check('custom derivative called directly', h.softplus, () => [rand(-2, 2)]);
