@@ -6,6 +6,7 @@ import { grad, hvp, hessian } from '../../sdk/index.js';
 import { load } from '../support/compile.js';
 
 const m = await load('test/programs/scalar/second.ts');
+const models = await load('test/programs/scalar/models.ts');
 const close = (a: number, b: number, tol = 1e-10) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(a), Math.abs(b));
 
 test('Hessian of Rosenbrock matches the closed form', () => {
@@ -64,6 +65,31 @@ test('hvp equals the finite difference of the gradient along v', () => {
   const up = g(Float64Array.from(x, (xi, i) => xi + eps * v[i]!)) as Float64Array;
   const dn = g(Float64Array.from(x, (xi, i) => xi - eps * v[i]!)) as Float64Array;
   for (let i = 0; i < x.length; i++) assert.ok(close(Hv[i]!, (up[i]! - dn[i]!) / (2 * eps), 1e-6), `Hv[${i}]`);
+});
+
+test('hvp of logistic regression, a damped pendulum and heat diffusion equals finite differences of the gradient', () => {
+  let seed = 9;
+  const r = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return (seed / 2147483648) * 2 - 1; };
+  const v = (n: number) => Float64Array.from({ length: n }, r);
+  const fdHv = (f: any, args: any[], an: number, vv: any) => {
+    const g = grad(f, an) as any;
+    const eps = 1e-6;
+    const at = (s: number) => args.map((a, i) => (i !== an ? a : typeof a === 'number' ? a + s * vv : Float64Array.from(a, (x: number, k) => x + s * vv[k])));
+    const up = g(...at(eps)), dn = g(...at(-eps));
+    return typeof up === 'number' ? (up - dn) / (2 * eps) : Float64Array.from(up as Float64Array, (u, k) => (u - (dn as Float64Array)[k]!) / (2 * eps));
+  };
+  const cases: [string, any, any[], number, any][] = [
+    ['logistic', models.logistic, [v(3), v(15), Float64Array.from([1, 0, 1, 1, 0]), 0.1], 0, v(3)],
+    ['pendulum', models.pendulum, [0.6, 0.3], 0, 1],
+    ['heat (field)', models.heat, [v(8), 0.2], 0, v(8)],
+    ['heat (kappa)', models.heat, [v(8), 0.2], 1, 1],
+  ];
+  for (const [name, f, args, an, vv] of cases) {
+    const h = (hvp(f, an) as any)(...args, vv);
+    const e = fdHv(f, args, an, vv);
+    const hs = typeof h === 'number' ? [h] : Array.from(h as Float64Array), es = typeof e === 'number' ? [e] : Array.from(e);
+    hs.forEach((x, k) => assert.ok(close(x, es[k]!, 1e-5), `${name}: Hv[${k}] = ${x}, finite differences ${es[k]}`));
+  }
 });
 
 test('grad(grad(f)) for functions of numbers', () => {
