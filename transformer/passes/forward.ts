@@ -87,7 +87,7 @@ export function generateTangent(n: Normalized, act: Activity, localTypes: Map<st
     if (c.local) return `${c.prefix}$jvp`;
     const cache = `${c.prefix}$ad`;
     externs.set(cache, c.ref);
-    return `(${cache} ??= $pb.adjointOf(${c.ref})).jvp`;
+    return `(${cache} ??= $pb.adjointOf(${c.ref})).jvp!`;
   };
   const arrTangentOf = (e: Expr): string => {
     if (e.k === 'var') return hasTangent(e.name) ? dot(e.name) : EMPTY;
@@ -181,7 +181,7 @@ export function generateTangent(n: Normalized, act: Activity, localTypes: Map<st
   };
   const list = (ss: NStmt[]): string[] => ss.flatMap(stmt);
 
-  const decl = (v: string) => (isArr(v) ? `${v}!: ${localTypes.get(v) ?? 'Float64Array'}` : typeOf(v) === 'bool' ? `${v} = false` : `${v} = 0`);
+  const decl = (v: string) => (isArr(v) ? `${v}!: ${localTypes.get(v) ?? (v === n.result ? fn.returnTypeText : 'any')}` : typeOf(v) === 'bool' ? `${v} = false` : `${v} = 0`);
   const declared = new Set<string>();
   if (mode === 'dd') walkStmts(n.body, (x) => { if (x.k === 'decl') declared.add(x.name); });
   const body = list(n.body);

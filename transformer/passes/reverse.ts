@@ -542,7 +542,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     const thisSig = fn.usesThis ? ['this: any'] : [];
     // Number and boolean locals start at a value of their type (never undefined), so that V8 keeps them
     // unboxed; arrays start undefined and are always assigned before use.
-    const decl = (v: string) => typeOf(v) === 'arr' ? `${v}!: ${localTypes.get(v) ?? 'Float64Array'}` : typeOf(v) === 'bool' ? `${v} = false` : `${v} = 0`;
+    const decl = (v: string) => typeOf(v) === 'arr' ? `${v}!: ${localTypes.get(v) ?? (v === n.result ? fn.returnTypeText : 'any')}` : typeOf(v) === 'bool' ? `${v} = false` : `${v} = 0`;
     const localsList = [...fn.locals.keys()].filter((v) => !params.has(v));
     const shadowLocals = localsList.filter((v) => isArr(v) && hasShadow(v)).map((v) => `${bar(v)}!: Float64Array`);
     const lets = (xs: string[]) => (xs.length ? [`let ${xs.join(', ')};`] : []);
