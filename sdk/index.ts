@@ -14,3 +14,6 @@ export * from '../runtime-gpu/api.js';
 export { Tensor, type MemoryStats, type RuntimeOptions, type GpuRuntime } from '../runtime-gpu/runtime.js';
 export { referenceBackend, webgpuBackend, vjp as vjpOn, type Vjp } from '../runtime-gpu/backend.js';
 export { OpError, type DType, type Shape } from '../runtime-gpu/shape.js';
+// The CPU backend: the op table on the Wasm SIMD kernels, tensors in Wasm linear memory.
+export { wasmBackend, CpuTensor } from '../runtime-wasm/backend.js';
+export type { WasmBackend, WasmBackendOptions } from '../runtime-wasm/backend.js';
