@@ -12,7 +12,7 @@ export type { Schedule } from './optim/schedules.js';
 // `vjp` above is the scalar operator; the tensor op-level vjp stays in runtime-gpu as `vjpOn`.
 export * from '../runtime-gpu/api.js';
 export { Tensor, type MemoryStats, type RuntimeOptions, type GpuRuntime } from '../runtime-gpu/runtime.js';
-export { referenceBackend, webgpuBackend, vjp as vjpOn, type Vjp } from '../runtime-gpu/backend.js';
+export { referenceBackend, webgpuBackend, run as runOp, vjp as vjpOn, type Vjp } from '../runtime-gpu/backend.js';
 export { OpError, type DType, type Shape } from '../runtime-gpu/shape.js';
 // The CPU backend: the op table on the Wasm SIMD kernels, tensors in Wasm linear memory.
 export { wasmBackend, CpuTensor } from '../runtime-wasm/backend.js';
