@@ -242,12 +242,14 @@ export type Pullback<F extends Fn> = (cotangent: ReturnType<F> extends number ? 
  * Runs the forward sweep once and returns `[value, pullback]`; `pullback(cotangent)` returns the gradients of
  * all parameters and can be called any number of times without re-running the forward sweep.
  */
-export function vjp<F extends Fn>(f: F, ...args: Parameters<F>): [ReturnType<F>, Pullback<F>] {
+export function vjp<F extends Fn>(this: unknown, f: F, ...args: Parameters<F>): [ReturnType<F>, Pullback<F>] {
   const ad = adjointOf(f);
   checkArgs(ad, args);
   const t = new Tape();
   const fwdShadows = ad.params.flatMap((k, i) => (k === 'arr' ? [new Float64Array((args[i] as ArrayLike<number>).length)] : []));
-  const value = ad.fwd.call(ad.self, t, ...args, ...fwdShadows);
+  // For an instance method: vjp.call(receiver, C.prototype.m, ...args), as with grad's result.
+  const self = selfOf(ad, this);
+  const value = ad.fwd.call(self, t, ...args, ...fwdShadows);
   const sp = t.sp, rp = t.rp;
   const outLen = ad.returns === 'arr' ? (value as ArrayLike<number>).length : 0;
   // A reverse sweep rewinds the arrays it restores element by element to their state before the forward
@@ -269,7 +271,7 @@ export function vjp<F extends Fn>(f: F, ...args: Parameters<F>): [ReturnType<F>,
     if (calls++ > 0) for (const [o, copy] of recorded) for (let i = 0; i < copy.length; i++) o[i] = copy[i]!;
     // The forward sweep may have aliased the parameters' shadows into local arrays (`const a = c ? x : y`),
     // so the reverse sweep must accumulate into those very arrays: hand out copies and clear them after.
-    const grads = reverse(ad, ad.self, args, fwdShadows, cotangent, t);
+    const grads = reverse(ad, self, args, fwdShadows, cotangent, t);
     let a = 0;
     const out = grads.map((g, i) => (ad.params[i] === 'arr' ? Float64Array.from(fwdShadows[a++]!) : g));
     for (const s of fwdShadows) s.fill(0);
@@ -284,7 +286,7 @@ export function vjp<F extends Fn>(f: F, ...args: Parameters<F>): [ReturnType<F>,
  * derivative of f along the tangent direction (J·t). A number parameter takes a number tangent, an array
  * parameter an array of the same length.
  */
-export function jvp<F extends Fn>(f: F, primals: Parameters<F>, tangents: { [K in keyof Parameters<F>]: Parameters<F>[K] extends number ? number : ArrayLike<number> }): [ReturnType<F>, ReturnType<F> extends number ? number : Float64Array] {
+export function jvp<F extends Fn>(this: unknown, f: F, primals: Parameters<F>, tangents: { [K in keyof Parameters<F>]: Parameters<F>[K] extends number ? number : ArrayLike<number> }): [ReturnType<F>, ReturnType<F> extends number ? number : Float64Array] {
   const ad = adjointOf(f);
   checkArgs(ad, primals);
   if (!ad.jvp) throw new Error(`pullback: ${ad.name} (${ad.where}) has no tangent sweep; rebuild it with this version of pullback`);
@@ -299,7 +301,7 @@ export function jvp<F extends Fn>(f: F, primals: Parameters<F>, tangents: { [K i
     if (a === null || typeof a !== 'object' || a.length !== n) throw new Error(`pullback: the tangent of argument ${i} of ${ad.name} must be an array of length ${n}, got ${describe(t)}`);
     return Float64Array.from(a);
   });
-  const value = ad.jvp.apply(ad.self, [...primals, ...ts]);
+  const value = ad.jvp.apply(selfOf(ad, this), [...primals, ...ts]);
   const out = ad.returns === 'num' ? fw.t : Float64Array.from(fw.a);
   return [(ad.returns === 'arr' ? (value as Float64Array | number[]).slice() : value) as ReturnType<F>, out as never];
 }

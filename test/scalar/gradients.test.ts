@@ -2,7 +2,7 @@
 // several seeded random points from each function's domain, plus exact values at the documented kinks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { grad, gradcheck, valueAndGrad, vjp, jacobian, jacfwd, adjointSource } from '../../sdk/index.js';
+import { grad, gradcheck, valueAndGrad, vjp, jvp, jacobian, jacfwd, adjointSource } from '../../sdk/index.js';
 import { load } from '../support/compile.js';
 
 const math = await load('test/programs/scalar/math.ts');
@@ -152,6 +152,16 @@ test('instance methods read `this` and call marked methods through it', () => {
   const [gt, go] = g.call(p, 0.3, 1.2) as number[];
   assert.ok(Math.abs(gt! - 9.81 * 2 * Math.sin(0.3)) < 1e-12);
   assert.ok(Math.abs(go! - (4 * 1.2 + 0.02 * 1.2 * 2)) < 1e-12);
+});
+
+test('vjp and jvp of an instance method take the receiver as `this`', () => {
+  const p = new c.Pendulum(2, 9.81);
+  const [value, pb] = (vjp as any).call(p, c.Pendulum.prototype.energy, 0.3, 1.2);
+  assert.is(value, p.energy(0.3, 1.2));
+  const [gt, go] = pb(1) as number[];
+  assert.ok(Math.abs(gt! - 9.81 * 2 * Math.sin(0.3)) < 1e-12 && Math.abs(go! - (4 * 1.2 + 0.02 * 1.2 * 2)) < 1e-12);
+  const [, t] = (jvp as any).call(p, c.Pendulum.prototype.energy, [0.3, 1.2], [1, 0]);
+  assert.ok(Math.abs(t - gt!) < 1e-12);
 });
 
 test('marked functions stay ordinary functions', () => {
