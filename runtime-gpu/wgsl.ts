@@ -43,6 +43,24 @@ export function flatMain(wg = WG): string {
 export const SPECIALS = 'var<private> INF_BITS: u32 = 0x7f800000u;\nvar<private> NINF_BITS: u32 = 0xff800000u;\nvar<private> NAN_BITS: u32 = 0x7fc00000u;';
 export const NEG_INF = 'bitcast<f32>(NINF_BITS)';
 
+/**
+ * WGSL: combines each thread's running row maximum `m` and sum of exp(v - m) `l` across a workgroup of
+ * `wg` threads (a tree over the workgroup arrays `sm`, `sl`; `t` is the thread index). Afterwards sm[0] and
+ * sl[0] hold the row's maximum and sum, so that logsumexp = sm[0] + log(sl[0]).
+ */
+export function workgroupMaxSumExp(wg: number): string {
+  return `sm[t] = m; sl[t] = l;
+  for (var w = ${wg / 2}u; w > 0u; w = w / 2u) {
+    workgroupBarrier();
+    if (t < w) {
+      let m2 = sm[t + w]; let l2 = sl[t + w]; let mm = max(m, m2);
+      if (mm != ${NEG_INF}) { l = l * exp(m - mm) + l2 * exp(m2 - mm); m = mm; }
+      sm[t] = m; sl[t] = l;
+    }
+  }
+  workgroupBarrier();`;
+}
+
 /** Storage binding declarations: inputs read-only, the rest read_write. */
 export function bindings(list: { name: string; type: string; write?: boolean }[]): string {
   return SPECIALS + '\n' + list.map((b, k) => `@group(0) @binding(${k}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<${b.type}>;`).join('\n');

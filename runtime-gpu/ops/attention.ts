@@ -7,7 +7,7 @@
 import { OpError, describe, expectDtype, fmt, size, type Meta } from '../shape.js';
 import { type HostTensor, hostZeros } from '../host.js';
 import type { GpuRuntime, Tensor } from '../runtime.js';
-import { NEG_INF, bindings, f32, u32 } from '../wgsl.js';
+import { NEG_INF, bindings, f32, u32, workgroupMaxSumExp } from '../wgsl.js';
 import type { Family } from './types.js';
 import { matmulOps } from './matmul.js';
 
@@ -381,16 +381,7 @@ var<workgroup> sl: array<f32, ${WGR}>;
     let v = S[row * ${u32(d.Sk)} + j] * ${f32(scale)};
     if (v > m) { l = l * exp(m - v) + 1.0; m = v; } else { l += exp(v - m); }
   }
-  sm[t] = m; sl[t] = l;
-  for (var w = ${WGR / 2}u; w > 0u; w = w / 2u) {
-    workgroupBarrier();
-    if (t < w) {
-      let m2 = sm[t + w]; let l2 = sl[t + w]; let mm = max(m, m2);
-      if (mm != ${NEG_INF}) { l = l * exp(m - mm) + l2 * exp(m2 - mm); m = mm; }
-      sm[t] = m; sl[t] = l;
-    }
-  }
-  workgroupBarrier();
+  ${workgroupMaxSumExp(WGR)}
   let z = sm[0] + log(sl[0]);
   for (var j = t; j < ${u32(d.Sk)}; j += ${WGR}u) {
     let o = row * ${u32(d.Sk)} + j;

@@ -6,7 +6,7 @@
 import { OpError, describe, expectDtype, expectRank, type Meta } from '../shape.js';
 import { type HostTensor, hostZeros } from '../host.js';
 import type { GpuRuntime, Tensor } from '../runtime.js';
-import { NEG_INF, bindings, grid, u32 } from '../wgsl.js';
+import { NEG_INF, bindings, grid, u32, workgroupMaxSumExp } from '../wgsl.js';
 import type { Family } from './types.js';
 import { bin, un } from './util.js';
 
@@ -23,16 +23,7 @@ fn rowStats(row: u32, t: u32) -> vec2f {
     let v = x[row * ${u32(C)} + c];
     if (v > m) { l = l * exp(m - v) + 1.0; m = v; } else if (v != ${NEG_INF}) { l += exp(v - m); }
   }
-  sm[t] = m; sl[t] = l;
-  for (var w = ${WGR / 2}u; w > 0u; w = w / 2u) {
-    workgroupBarrier();
-    if (t < w) {
-      let m2 = sm[t + w]; let l2 = sl[t + w]; let mm = max(m, m2);
-      if (mm != ${NEG_INF}) { l = l * exp(m - mm) + l2 * exp(m2 - mm); m = mm; }
-      sm[t] = m; sl[t] = l;
-    }
-  }
-  workgroupBarrier();
+  ${workgroupMaxSumExp(WGR)}
   let r = vec2f(sm[0], sl[0]);
   workgroupBarrier();
   return r;
