@@ -86,8 +86,21 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
   const nestedRequests = new Map<string, { g: FnNode; a: number; at: Node }>();
   const host: LowerHost = {
     diags,
+    adOperator: (call) => pullbackImport(call),
+    calleeOf(id) {
+      const decl = Node.isIdentifier(id) ? functionOfIdentifier(id) : undefined;
+      const info = decl && describe(decl);
+      if (!decl || !info || !isMarked(decl)) return undefined;
+      const params = decl.getParameters().map((p) => classify(p.getType()));
+      if (params.some((k) => k !== 'num' && k !== 'arr') || classify(decl.getReturnType()) !== 'num') return undefined;
+      const local = decl.getSourceFile() === sf;
+      return { ref: id.getText(), key: info.ref, local, prefix: local ? info.prefix : id.getText().replace(/\W/g, '_'), params: params as ('num' | 'arr')[], returns: 'num', viaThis: false };
+    },
     nestedGrad(op, call) {
-      if (pullbackImport(op) !== 'grad') return { unsupported: `only grad(f)(...) can be nested for now, not ${pullbackImport(op)}` };
+      const which = pullbackImport(op);
+      if (which !== 'grad' && which !== 'valueAndGrad') return { unsupported: `only grad(f)(...) and const [v, g] = valueAndGrad(f)(...) can be nested for now, not ${which}` };
+      const parent = call.getParent();
+      if (which === 'valueAndGrad' && !(Node.isVariableDeclaration(parent) && Node.isArrayBindingPattern(parent.getNameNode()))) return { unsupported: 'valueAndGrad must be destructured: const [value, gradient] = valueAndGrad(f)(...)' };
       const [target, argnums] = op.getArguments();
       const decl = target && Node.isIdentifier(target) ? functionOfIdentifier(target) : undefined;
       if (!decl || decl.getSourceFile() !== sf || !isMarked(decl) || !describe(decl) || describe(decl)!.method !== 'none') {

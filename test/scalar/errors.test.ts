@@ -40,6 +40,8 @@ fails('a bitwise operator on an active value', '  return (⟦x | 0) + x;', /the 
 fails('a labelled statement', '  ⟦outer: for (let i = 0; i < 3; i++) { x = x * 2; }\n  return x;', /labelled statement/);
 fails('a nested function declaration', '  ⟦function g(v: number) { return v; }\n  return x;', /nested declaration/);
 fails('an assignment inside an expression', '  let y = 0;\n  return (⟦y = x) * 2;', /an assignment inside an expression/);
+fails('valueAndGrad inside a marked function without destructuring', '  const p = ⟦valueAndGrad(sq)(x);\n  return x;', /valueAndGrad must be destructured: const \[value, gradient\] = valueAndGrad\(f\)\(\.\.\.\)/, "import { valueAndGrad } from 'pullback';\n/** @differentiable */\nfunction sq(v: number): number { return v * v; }");
+fails('vjp inside a marked function', '  const p = ⟦vjp(sq, x);\n  return x;', /'vjp' inside a marked function is not differentiable: nested differentiation is not supported yet/, "import { vjp } from 'pullback';\n/** @differentiable */\nfunction sq(v: number): number { return v * v; }");
 fails('an unsupported Math function', '  return ⟦Math.random() * x;', /Math\.random is not differentiable: it has no derivative rule/);
 
 test('a generator and an async function are rejected at the function', () => {

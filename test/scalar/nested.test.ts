@@ -24,6 +24,18 @@ test('an inner gradient-descent loop differentiated with respect to its hyper-pa
   assert.ok(r.ok, JSON.stringify(r));
 });
 
+test('const [value, gradient] = valueAndGrad(f)(...) inside marked functions', () => {
+  for (const args of [[0.7, 0.3], [-1.2, 0.05]]) {
+    const r = gradcheck(m.useValueAndGrad, args as never, { tolerance: 1e-6 });
+    assert.ok(r.ok, JSON.stringify(r));
+  }
+  const r2 = gradcheck(m.energyAndForce, [Float64Array.from([0.4, -0.3]), 1.3] as never, { tolerance: 1e-6 });
+  assert.ok(r2.ok, JSON.stringify(r2));
+  const w = 0.7, l = 0.3;
+  const v = (w - 2) ** 2 + l * w ** 4, g = 2 * (w - 2) + 4 * l * w ** 3;
+  assert.ok(Math.abs(m.useValueAndGrad(w, l) - (v * g + g * g)) < 1e-12, 'the primal is unchanged');
+});
+
 test('the generated inner gradient is readable TypeScript', () => {
   assert.match(adjointSource(m.trajectoryLoss), /potential\$grad0/);
 });

@@ -29,6 +29,10 @@ export interface LowerHost {
    * reason why this nested use is not supported.
    */
   nestedGrad(op: CallExpression, call: CallExpression): Callee | 'defer' | { unsupported: string };
+  /** The marked function an identifier names, as a callee (for `valueAndGrad(f)(...)` inside marked code). */
+  calleeOf(id: Node): Callee | undefined;
+  /** Which of pullback's operators a call's callee is (grad, valueAndGrad...), if any. */
+  adOperator(call: CallExpression): string | undefined;
 }
 
 export function classify(type: Type): ValueType | undefined {
@@ -296,6 +300,30 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
     if (Node.isVariableStatement(n)) {
       for (const v of n.getDeclarations()) {
         const nameNode = v.getNameNode();
+        const vinit = v.getInitializer();
+        // `const [value, gradient] = valueAndGrad(f, a)(...args)`: the value is f(...args), the gradient
+        // grad(f, a)(...args), each a differentiable call (the primal runs twice; the code stays first order).
+        if (Node.isArrayBindingPattern(nameNode) && vinit && Node.isCallExpression(vinit) && Node.isCallExpression(vinit.getExpression()) &&
+            host.adOperator(vinit.getExpression() as CallExpression) === 'valueAndGrad') {
+          const op = vinit.getExpression() as CallExpression;
+          const els = nameNode.getElements();
+          if (els.length !== 2 || !els.every((el) => Node.isBindingElement(el) && Node.isIdentifier(el.getNameNode()) && !el.getInitializer() && !el.getDotDotDotToken())) {
+            fail(nameNode, 'this destructuring of valueAndGrad', 'it must name exactly the value and the gradient', 'write const [value, gradient] = valueAndGrad(f)(...)');
+          }
+          const r = host.nestedGrad(op, vinit);
+          if (r === 'defer') throw new Defer();
+          if ('unsupported' in r) fail(vinit, `'${op.getText()}(...)' inside a marked function`, r.unsupported, 'compute it outside the marked function');
+          const valueCallee = host.calleeOf(op.getArguments()[0]!);
+          const gradCallee = r as Callee;
+          if (!valueCallee) fail(op, `'${op.getText()}'`, 'the function is not differentiable', 'mark it /** @differentiable */');
+          const args = vinit.getArguments().map(expr);
+          const [valueEl, gradEl] = els as import('ts-morph').BindingElement[];
+          const valueName = declare(valueEl!, valueEl!.getName(), 'num');
+          out.push({ k: 'decl', name: valueName, type: 'num', init: { k: 'call', callee: valueCallee!, args }, src: src(v) });
+          const gradName = declare(gradEl!, gradEl!.getName(), gradCallee.returns);
+          out.push({ k: 'decl', name: gradName, type: gradCallee.returns, init: { k: 'call', callee: gradCallee, args }, src: src(v) });
+          continue;
+        }
         if (!Node.isIdentifier(nameNode)) fail(nameNode, 'a destructuring declaration', 'each variable must be declared on its own', 'declare the variables one by one');
         const init = v.getInitializer();
         const e = init ? expr(init) : null; // lowered before the name is visible, as in TS

@@ -1,5 +1,5 @@
 // grad used inside marked functions, differentiated by an outer grad.
-import { grad } from 'pullback';
+import { grad, valueAndGrad } from 'pullback';
 
 /** Potential energy of a particle in a 2-D field with stiffness k. @differentiable */
 export function potential(q: Float64Array, k: number): number {
@@ -51,4 +51,16 @@ export function times(x: number, y: number): number {
 /** The classic perturbation-confusion check: d/dx [x · d/dy (x·y)] = d/dx [x²] = 2x. @differentiable */
 export function confusion(x: number, c: number): number {
   return x * grad(times, 1)(x, c);
+}
+
+/** valueAndGrad inside a marked function, destructured. @differentiable */
+export function useValueAndGrad(w: number, lambda: number): number {
+  const [value, slope] = valueAndGrad(inner)(w, lambda);
+  return value * slope + slope * slope;
+}
+
+/** The same for an array parameter: value and gradient of the potential. @differentiable */
+export function energyAndForce(q: Float64Array, k: number): number {
+  const [e, g] = valueAndGrad(potential)(q, k);
+  return e + 0.5 * (g[0] * g[0] + g[1] * g[1]);
 }
