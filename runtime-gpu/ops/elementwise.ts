@@ -34,6 +34,11 @@ export const UNARY: Record<UnaryFn, { f(x: number): number; d(x: number, y: numb
   abs: { f: Math.abs, d: (x) => Math.sign(x), wgsl: 'abs(x)', wgslD: 'sign(x)' },
 };
 
+/** What each derivative is computed from: the input x, the output y (relu: y > 0 exactly when x > 0), or nothing. */
+export const UNARY_SAVES: Record<UnaryFn, 'x' | 'y' | 'none'> = {
+  neg: 'none', exp: 'y', log: 'x', sqrt: 'y', rsqrt: 'y', tanh: 'y', sigmoid: 'y', relu: 'y', gelu: 'x', abs: 'x',
+};
+
 const ARITH: Record<ArithFn, { f(a: number, b: number): number; wgsl: string; ints: boolean }> = {
   add: { f: (a, b) => a + b, wgsl: 'a + b', ints: true },
   sub: { f: (a, b) => a - b, wgsl: 'a - b', ints: true },
@@ -84,7 +89,11 @@ export const elementwiseOps = {
     reference: ([x], { fn }) => [mapRef([x!], x!.shape, 'f32', UNARY[fn].f)],
     webgpu: (rt, [x], { fn }) => [mapKernel(rt, `unary ${fn}`, [x!], x!.shape, 'f32', `f_(v0)`, `${MATH}\nfn f_(x: f32) -> f32 { return ${UNARY[fn].wgsl}; }`)],
     saves: 'the input x and the output y (each function uses one of them)',
-    pullback: (x, { inputs, outputs, attrs, cot }) => [x.op('unaryBackward', [inputs[0]!, outputs[0]!, cot[0]!], { fn: attrs.fn })[0]!],
+    // The derivative reads only what UNARY_SAVES names (x or y), passed in both slots; so a tape keeps one value.
+    pullback: (x, { inputs, outputs, attrs: { fn }, cot }) => {
+      const v = UNARY_SAVES[fn] === 'y' ? outputs[0]! : UNARY_SAVES[fn] === 'x' ? inputs[0]! : cot[0]!;
+      return [x.op('unaryBackward', [v, v, cot[0]!], { fn })[0]!];
+    },
   },
   unaryBackward: {
     name: 'unaryBackward',

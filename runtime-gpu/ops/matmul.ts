@@ -104,7 +104,7 @@ export const matmulOps = {
       const { transA = false, transB = false, activation = 'none' } = attrs;
       let g = cot[0]!;
       if (activation === 'relu') g = x.op('unaryBackward', [outputs[0]!, outputs[0]!, g], { fn: 'relu' })[0]!;
-      else if (activation === 'gelu') g = x.op('unaryBackward', [outputs[1]!, outputs[0]!, g], { fn: 'gelu' })[0]!;
+      else if (activation === 'gelu') g = x.op('unaryBackward', [outputs[1]!, outputs[1]!, g], { fn: 'gelu' })[0]!; // gelu' reads x only
       return matmulPullback(x, a!, b!, bias ?? null, g, transA, transB, needs);
     },
   },

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: MIT
+// The engine's backends (the reference f64 spec, the Wasm SIMD CPU backend, WebGPU) as TensorBackend adapters, and
+// choosing one: `await init()` takes a hardware WebGPU adapter when there is one and the CPU backend otherwise.
+// SwiftShader (WebGPU on the CPU) is correct but far slower than the Wasm kernels, so it is used only when asked for.
+import { referenceBackend, webgpuBackend } from '../../runtime-gpu/backend.js';
+import { type AdapterChoice, type DeviceOptions, INSTALL_HINT, requestGpuDevice } from '../../runtime-gpu/device.js';
+import { type HostTensor, roundTo } from '../../runtime-gpu/host.js';
+import { GpuRuntime, type RuntimeOptions, type Tensor as GpuTensor } from '../../runtime-gpu/runtime.js';
+import { OpError } from '../../runtime-gpu/shape.js';
+import { type CpuTensor, type WasmBackend, wasmBackend } from '../../runtime-wasm/backend.js';
+import {
+  type Tensor, type TensorBackend, type TensorMemoryStats,
+  currentBackend, hasBackend, resetPeakMemory, setTensorBackend, tensorMemoryStats, upload,
+} from './engine.js';
+
+/** Starts the peak of memoryStats() over from the current live bytes. */
+export { resetPeakMemory };
+export type { TensorBackend };
+
+/** Which backend new tensors are made on, and on what device. */
+export interface BackendInfo {
+  name: 'reference' | 'cpu' | 'webgpu' | 'none';
+  /** A human description: the adapter, or the Wasm build and thread count. */
+  description: string;
+  /** The WebGPU adapter's description (null off WebGPU). */
+  adapter: string | null;
+  vendor?: string;
+  architecture?: string;
+  /** WebGPU on SwiftShader (a CPU implementation of Vulkan): correct but slow. */
+  software?: boolean;
+  /** CPU backend: threads used by matmul and conv2d. */
+  threads?: number;
+}
+
+/** What each adapter knows beyond TensorBackend: its info, its own memory numbers and how to wait for it. */
+interface Extras {
+  info: BackendInfo;
+  memory?: () => Partial<BackendMemoryStats>;
+  sync?: () => Promise<void>;
+}
+const extras = new WeakMap<TensorBackend, Extras>();
+
+function adapt<V>(be: TensorBackend<V>, x: Extras): TensorBackend<V> {
+  extras.set(be, x);
+  return be;
+}
+
+// ---- the adapters ----
+
+/** The reference backend: every op's f64 spec on the CPU. Synchronous to set up, slow; for tests and gradient checks. */
+export const referenceTensorBackend: TensorBackend<HostTensor> = adapt({
+  name: 'reference',
+  kernels: referenceBackend,
+  // Values are stored as the dtype would hold them (f32 rounding, i32 truncation), as every other backend does.
+  upload: (data, shape, dtype) => ({ shape: [...shape], dtype, data: Float64Array.from(data, (v) => roundTo(dtype, v)) }),
+  download: async (v) => Float64Array.from(v.data),
+  free: () => {},
+  description: 'reference (f64 on the CPU)',
+}, { info: { name: 'reference', description: 'reference (f64 on the CPU)', adapter: null } });
+
+/** The CPU backend over Wasm SIMD kernels (optionally multi-threaded matmul and conv2d). */
+export async function cpuTensorBackend(opts: { threads?: number } = {}): Promise<TensorBackend<CpuTensor>> {
+  const wb: WasmBackend = await wasmBackend({ threads: opts.threads });
+  const k = wb.cpu;
+  const description = `cpu (Wasm ${k.variant}, ${k.threads} thread${k.threads === 1 ? '' : 's'})`;
+  return adapt<CpuTensor>({
+    name: 'cpu',
+    kernels: wb,
+    upload: (data, shape, dtype) => wb.upload({ shape: [...shape], dtype, data: Float64Array.from(data) }),
+    // A copy: views of the Wasm memory go stale when it grows. f16 is held as f32 rounded to f16.
+    download: async (v) => (v.dtype === 'i32' ? k.i32(v.buf).slice() : k.f32(v.buf).slice()),
+    free: (v) => v.dispose(),
+    description,
+  }, {
+    info: { name: 'cpu', description, adapter: null, threads: k.threads },
+    memory: () => { const m = k.memoryStats(); return { heapBytes: m.heapBytes, memoryBytes: m.memoryBytes }; },
+  });
+}
+
+/** The WebGPU backend over one runtime (one GPUDevice). */
+export function webgpuTensorBackend(rt: GpuRuntime): TensorBackend<GpuTensor> {
+  const a = rt.adapter;
+  const description = `webgpu (${a.description}${a.software ? ', software' : ''})`;
+  return adapt<GpuTensor>({
+    name: 'webgpu',
+    kernels: webgpuBackend(rt),
+    upload: (data, shape, dtype) => rt.fromArray(data, shape, dtype),
+    download: (v) => rt.read(v),
+    free: (v) => v.dispose(),
+    description,
+  }, {
+    info: { name: 'webgpu', description, adapter: a.description, vendor: a.vendor, architecture: a.architecture, software: a.software },
+    memory: () => ({ pooledBytes: rt.memoryStats().pooledBytes }),
+    sync: () => rt.sync(),
+  });
+}
+
+// ---- choosing one ----
+
+/** What init() chooses. */
+export interface InitOptions {
+  /**
+   * 'auto' (default): WebGPU on a hardware adapter if there is one, else the CPU backend (with one warning).
+   * 'webgpu': WebGPU or an Error saying what to install. 'cpu': the Wasm kernels. 'reference': the f64 spec.
+   */
+  backend?: 'auto' | 'webgpu' | 'cpu' | 'reference';
+  /** WebGPU adapter: 'swiftshader' runs WebGPU on the CPU (slow; for tests). Default: PULLBACK_GPU_ADAPTER, else 'auto'. */
+  adapter?: AdapterChoice;
+  /** CPU backend: threads for matmul and conv2d (default 1). */
+  threads?: number;
+  /** WebGPU runtime options (batch size, GEMM style). */
+  runtime?: Omit<RuntimeOptions, keyof DeviceOptions>;
+}
+
+// One runtime per adapter choice and one Wasm instance per thread count, so that calling init() again to switch
+// back reuses them (tensors made before keep working on theirs).
+const gpuBackends = new Map<string, Promise<TensorBackend>>();
+const cpuBackends = new Map<number, Promise<TensorBackend>>();
+let warnedFallback = false;
+
+const FALLBACK_WARNING =
+  'pullback: no hardware WebGPU adapter was found, so tensors run on the CPU backend (Wasm SIMD). ' +
+  "To run WebGPU on the CPU through SwiftShader instead (much slower; for testing), call init({ backend: 'webgpu', adapter: 'swiftshader' }) " +
+  'or set PULLBACK_GPU_ADAPTER=swiftshader.';
+
+function cached<K>(map: Map<K, Promise<TensorBackend>>, key: K, make: () => Promise<TensorBackend>): Promise<TensorBackend> {
+  let p = map.get(key);
+  if (!p) {
+    p = make();
+    map.set(key, p);
+    p.catch(() => map.delete(key)); // a failed start may be retried (e.g. after installing a driver)
+  }
+  return p;
+}
+
+function cpu(threads = 1): Promise<TensorBackend> {
+  return cached(cpuBackends, threads, () => cpuTensorBackend({ threads }));
+}
+
+/** PULLBACK_GPU_ADAPTER in Node (device.ts reads the same variable). */
+function envAdapter(): AdapterChoice | undefined {
+  return typeof process !== 'undefined' ? (process.env?.PULLBACK_GPU_ADAPTER as AdapterChoice | undefined) || undefined : undefined;
+}
+
+async function webgpu(opts: InitOptions, required: boolean): Promise<TensorBackend | null> {
+  const adapter = opts.adapter ?? envAdapter() ?? 'auto';
+  const key = adapter;
+  const hit = gpuBackends.get(key);
+  if (hit) return hit;
+  let gd: Awaited<ReturnType<typeof requestGpuDevice>>;
+  try {
+    gd = await requestGpuDevice({ adapter });
+  } catch (e) {
+    if (required) throw new Error(`pullback init({ backend: 'webgpu' }): ${(e as Error).message.replace(/^pullback: /, '')}`, { cause: e });
+    throw e;
+  }
+  if (!gd) {
+    if (required) throw new Error(`pullback init({ backend: 'webgpu' }): ${INSTALL_HINT}`);
+    return null;
+  }
+  return cached(gpuBackends, key, async () => webgpuTensorBackend(new GpuRuntime(gd.device, gd.adapter, opts.runtime)));
+}
+
+async function auto(opts: InitOptions): Promise<TensorBackend> {
+  let reason = '';
+  try {
+    const be = await webgpu(opts, false);
+    if (be) return be;
+  } catch (e) {
+    // An adapter the user named explicitly must work; otherwise (e.g. the `webgpu` package is not installed)
+    // falling back to the CPU is the documented behaviour, and the warning says why.
+    if (opts.adapter !== undefined || envAdapter() !== undefined) throw e;
+    reason = ` (${(e as Error).message})`;
+  }
+  if (!warnedFallback) {
+    warnedFallback = true;
+    console.warn(FALLBACK_WARNING + reason);
+  }
+  return cpu(opts.threads);
+}
+
+/**
+ * Chooses the backend new tensors are made on; may be called again to switch (tensors keep their backend).
+ * @example const info = await init(); console.log(info.description); const x = tensor([1, 2, 3]);
+ */
+export async function init(opts: InitOptions = {}): Promise<BackendInfo> {
+  const choice = opts.backend ?? 'auto';
+  let be: TensorBackend;
+  switch (choice) {
+    case 'auto': be = await auto(opts); break;
+    case 'webgpu': be = (await webgpu(opts, true))!; break;
+    case 'cpu': be = await cpu(opts.threads); break;
+    case 'reference': be = referenceTensorBackend; break;
+    default: {
+      const never: never = choice;
+      throw new Error(`pullback init: unknown backend '${String(never)}' (auto, webgpu, cpu or reference)`);
+    }
+  }
+  setTensorBackend(be);
+  return infoOf(be);
+}
+
+function infoOf(be: TensorBackend): BackendInfo {
+  return extras.get(be)?.info ?? { name: be.name, description: be.description, adapter: null };
+}
+
+/** Which backend new tensors are made on ('none' before init()). */
+export function backend(): BackendInfo {
+  if (!hasBackend()) return { name: 'none', description: 'none: call `await init()` first', adapter: null };
+  return infoOf(currentBackend());
+}
+
+/** Makes `be` current (synchronously; e.g. `useBackend(referenceTensorBackend)` in tests). */
+export function useBackend(be: TensorBackend): void { setTensorBackend(be); }
+
+/**
+ * Runs fn (synchronously) with `be` as the current backend, then restores the previous one.
+ * @example const g = withBackend(referenceTensorBackend, () => mul(x, x));
+ */
+export function withBackend<R>(be: TensorBackend, fn: () => R): R {
+  const prev = hasBackend() ? currentBackend() : undefined;
+  setTensorBackend(be);
+  try {
+    const r = fn();
+    if (r instanceof Promise) throw new Error('pullback withBackend: fn must be synchronous (the backend would stay switched while it awaits); use init() or useBackend() for async code');
+    return r;
+  } finally {
+    setTensorBackend(prev);
+  }
+}
+
+/** Tensor memory (every backend) plus the current backend's own numbers. */
+export interface BackendMemoryStats extends TensorMemoryStats {
+  backend: BackendInfo['name'];
+  /** WebGPU: bytes of free buffers the pool keeps for reuse. */
+  pooledBytes?: number;
+  /** CPU: bytes handed out from the Wasm heap (live and cached free blocks). */
+  heapBytes?: number;
+  /** CPU: size of the Wasm memory. */
+  memoryBytes?: number;
+}
+
+/** Live and peak tensor bytes, live tensor count, and the current backend's pool. */
+export function memoryStats(): BackendMemoryStats {
+  const be = hasBackend() ? currentBackend() : undefined;
+  return { ...tensorMemoryStats(), backend: be ? be.name : 'none', ...(be ? extras.get(be)?.memory?.() : undefined) };
+}
+
+/** Waits until the current backend has finished queued work (the GPU); immediate on the CPU backends. */
+export async function sync(): Promise<void> {
+  if (!hasBackend()) return;
+  await extras.get(currentBackend())?.sync?.();
+}
+
+/**
+ * A copy of t on another backend (by name: the one init() last made of that kind). The copy is a new leaf: no
+ * gradient flows back across backends.
+ * @example const onCpu = await toBackend(gpuTensor, 'cpu');
+ */
+export async function toBackend(t: Tensor, target: TensorBackend | 'reference' | 'cpu' | 'webgpu'): Promise<Tensor> {
+  const be = typeof target === 'string' ? await byName(target) : target;
+  return upload(await t.data(), t.shape, t.dtype, be);
+}
+
+async function byName(name: 'reference' | 'cpu' | 'webgpu'): Promise<TensorBackend> {
+  if (name === 'reference') return referenceTensorBackend;
+  if (hasBackend() && currentBackend().name === name) return currentBackend();
+  const pool = name === 'cpu' ? cpuBackends : gpuBackends;
+  const last = [...pool.values()].at(-1);
+  if (!last) throw new OpError('toBackend', `no ${name} backend was started; call init({ backend: '${name}' }) first`);
+  return last;
+}

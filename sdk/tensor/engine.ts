@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: MIT
+// The tensor engine: one Tensor type over every backend (reference f64, CPU/Wasm, WebGPU), reference counts that
+// the generated code and the pullbacks share, and reverse-mode sessions.
+//
+// Ownership. A tensor made by an op has one reference, its creator's: the user (who may call dispose(), or leave
+// it to the FinalizationRegistry) or the code the transformer generated (which frees it right after its last use).
+// A pullback that needs a value to run (matmul its inputs, softmax its output, layerNorm its statistics) takes a
+// reference of its own when the op runs and drops it when it has run, so a value lives exactly as long as the
+// forward code uses it or the backward pass still needs it. Values a pullback needs only the shape of are not kept.
+//
+// Sessions. grad/vjp open a session. A tensor is active in it when it is a leaf being differentiated or an op
+// output with an active input; only ops with an active input are recorded, and only active inputs get a
+// cotangent. Cotangents live in the session's map keyed by tensor identity, so a parameter used several times
+// (tied embeddings, an RNN's weights, a block applied twice) receives the sum of every use.
+import { execOf, run } from '../../runtime-gpu/backend.js';
+import { ops } from '../../runtime-gpu/ops/index.js';
+import type { Backend, Exec, OpAttrs, OpName, PullbackArgs, UnaryFn } from '../../runtime-gpu/ops/types.js';
+import { UNARY_SAVES } from '../../runtime-gpu/ops/elementwise.js';
+import { type DType, type Meta, type Shape, OpError, bytesPerElement, fmt, size } from '../../runtime-gpu/shape.js';
+
+/** What the engine needs from a backend: the op table's kernels plus moving values in and out. */
+export interface TensorBackend<V = any> {
+  /** 'reference' (f64 on the CPU, the spec), 'cpu' (Wasm SIMD) or 'webgpu'. */
+  readonly name: 'reference' | 'cpu' | 'webgpu';
+  readonly kernels: Backend<V>;
+  upload(data: ArrayLike<number>, shape: Shape, dtype: DType): V;
+  download(v: V): Promise<Float32Array | Int32Array | Float64Array>;
+  free(v: V): void;
+  /** A human description of the device (adapter name, thread count). */
+  readonly description: string;
+}
+
+let current: TensorBackend | undefined;
+let chooser: (() => TensorBackend) | undefined;
+
+/** Makes `be` the backend that new tensors are created on (undefined: none, as before the first init()). */
+export function setTensorBackend(be: TensorBackend | undefined): void { current = be; }
+/** What to call the first time a tensor is made with no backend chosen (the SDK's automatic choice). */
+export function setBackendChooser(f: () => TensorBackend): void { chooser = f; }
+export function currentBackend(): TensorBackend {
+  if (!current) {
+    if (!chooser) throw new Error('pullback: no tensor backend; call `await init()` first');
+    current = chooser();
+  }
+  return current;
+}
+export function hasBackend(): boolean { return current !== undefined; }
+
+// ---- memory accounting (of tensors, whatever the backend's pooling) ----
+const stats = { liveBytes: 0, peakBytes: 0, liveTensors: 0, gradBytes: 0, peakNonGradBytes: 0 };
+
+export interface TensorMemoryStats {
+  /** Bytes held by live tensors (every backend; a WebGPU pool's free buffers are not counted). */
+  liveBytes: number;
+  /** The highest liveBytes since start or since resetPeakMemory(). */
+  peakBytes: number;
+  /** Tensors alive (made and not yet freed by their owner, a pullback, or the garbage collector). */
+  liveTensors: number;
+  /**
+   * The highest liveBytes minus the bytes of parameter gradients being accumulated by a backward pass: what the
+   * forward values, saved activations and in-flight cotangents took at their peak (benchmarks of checkpointing).
+   */
+  peakNonGradBytes: number;
+}
+export function tensorMemoryStats(): TensorMemoryStats {
+  const { liveBytes, peakBytes, liveTensors, peakNonGradBytes } = stats;
+  return { liveBytes, peakBytes, liveTensors, peakNonGradBytes };
+}
+export function resetPeakMemory(): void { stats.peakBytes = stats.liveBytes; stats.peakNonGradBytes = stats.liveBytes - stats.gradBytes; }
+
+/** Frees the backend value of a Tensor the program lost without disposing it. */
+const finalizer = new FinalizationRegistry<Cell>((cell) => cell.drop());
+
+class Cell {
+  constructor(public v: unknown, readonly be: TensorBackend, readonly bytes: number) {
+    stats.liveBytes += bytes;
+    stats.liveTensors++;
+    if (stats.liveBytes > stats.peakBytes) stats.peakBytes = stats.liveBytes;
+    if (stats.liveBytes - stats.gradBytes > stats.peakNonGradBytes) stats.peakNonGradBytes = stats.liveBytes - stats.gradBytes;
+  }
+  drop(): void {
+    if (this.v === null) return;
+    this.be.free(this.v);
+    this.v = null;
+    stats.liveBytes -= this.bytes;
+    stats.liveTensors--;
+  }
+}
+
+let nextId = 1;
+
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly size: number;
+  /** @internal */ readonly id = nextId++;
+  /** @internal */ readonly cell: Cell;
+  /** @internal References: the owner's, plus one per pullback that will read this value. */
+  refs = 1;
+  /** @internal The owner's reference has not been given back yet. */
+  owned = true;
+  /** @internal The session in which this tensor is active (0: none). */
+  active = 0;
+
+  /** @internal The id the next tensor will get (ids only grow: `t.id >= mark` means made since the mark). */
+  static nextId(): number { return nextId; }
+
+  /** @internal Use tensor(), zeros(), ... to make tensors. */
+  constructor(be: TensorBackend, v: unknown) {
+    const m = be.kernels.meta(v);
+    this.shape = m.shape;
+    this.dtype = m.dtype;
+    this.size = size(m.shape);
+    this.cell = new Cell(v, be, Math.ceil(this.size * bytesPerElement(m.dtype)));
+    finalizer.register(this, this.cell, this.cell);
+  }
+
+  get rank(): number { return this.shape.length; }
+  get backend(): TensorBackend { return this.cell.be; }
+  get disposed(): boolean { return this.cell.v === null; }
+
+  /** @internal The backend value; throws naming `op` when the tensor was freed. */
+  value(op = 'tensor'): any {
+    const v = this.cell.v;
+    if (v === null) throw new OpError(op, `a ${describe(this)} tensor was used after it was disposed`);
+    return v;
+  }
+  /** @internal */
+  retain(): this { this.refs++; return this; }
+  /** @internal */
+  release(): void {
+    if (--this.refs > 0) return;
+    finalizer.unregister(this.cell);
+    this.cell.drop();
+  }
+
+  /** Gives back the owner's reference; the memory is freed once no pending backward pass needs the value. Idempotent. */
+  dispose(): void {
+    if (!this.owned) return;
+    this.owned = false;
+    this.release();
+  }
+
+  /** Reads the values back (waits for the device). f16 comes back as f32; i32 as an Int32Array. */
+  async data(): Promise<Float32Array | Int32Array | Float64Array> {
+    return this.backend.download(this.value('data'));
+  }
+  /** The value of a one-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new OpError('item', `a ${describe(this)} tensor has ${this.size} elements, not 1`);
+    return (await this.data())[0]!;
+  }
+  /** The values as a plain array. */
+  async array(): Promise<number[]> { return Array.from(await this.data()); }
+  toString(): string { return `Tensor(${describe(this)})`; }
+}
+
+export const describe = (m: Meta): string => `${m.dtype}${fmt(m.shape)}`;
+
+export function wrap(be: TensorBackend, v: unknown): Tensor { return new Tensor(be, v); }
+
+function backendOf(op: string, inputs: readonly Tensor[]): TensorBackend {
+  const be = inputs.length ? inputs[0]!.backend : currentBackend();
+  for (const t of inputs) {
+    if (!(t instanceof Tensor)) throw new OpError(op, `expected Tensors, got ${t === null ? 'null' : typeof t}${typeof t === 'object' && t ? ` (${(t as object).constructor?.name})` : ''}`);
+    if (t.backend !== be) throw new OpError(op, `inputs live on different backends (${be.name} and ${t.backend.name}); move one with toBackend()`);
+  }
+  return be;
+}
+
+// ---- what each pullback reads (beyond shapes) ----
+type Keeps = { inputs: readonly number[]; outputs: readonly number[] };
+const ALL = { inputs: [0, 1, 2, 3, 4, 5], outputs: [0, 1, 2, 3] } as const;
+const NONE: Keeps = { inputs: [], outputs: [] };
+/** Which inputs and outputs an op's pullback reads values of; the rest are used for their shapes only. */
+function keepsOf(name: OpName, attrs: any): Keeps {
+  switch (name) {
+    case 'unary': return UNARY_SAVES[attrs.fn as UnaryFn] === 'y' ? { inputs: [], outputs: [0] } : UNARY_SAVES[attrs.fn as UnaryFn] === 'x' ? { inputs: [0], outputs: [] } : NONE;
+    case 'binary': return attrs.fn === 'add' || attrs.fn === 'sub' ? NONE : { inputs: [0, 1], outputs: [0] };
+    case 'where': return { inputs: [0], outputs: [] };
+    case 'broadcastTo': case 'cast': case 'sum': case 'permute': case 'slice': case 'pad': case 'concat': return NONE;
+    case 'max': return { inputs: [0], outputs: [0] };
+    case 'logsumexp': return { inputs: [0], outputs: [0] };
+    case 'matmul': return { inputs: [0, 1], outputs: attrs.activation === 'relu' ? [0] : attrs.activation === 'gelu' ? [1] : [] };
+    case 'softmax': case 'logSoftmax': return { inputs: [], outputs: [0] };
+    case 'softmaxCrossEntropy': return { inputs: [0, 1], outputs: [1] };
+    case 'layerNorm': return { inputs: [0, 1], outputs: [1, 2] };
+    case 'conv2d': return { inputs: [0, 1], outputs: [] };
+    case 'maxPool2d': return { inputs: [], outputs: [1] };
+    case 'gather': return { inputs: [1], outputs: [] };
+    default: return ALL;
+  }
+}
+
+/** One recorded op: what its pullback needs to turn output cotangents into input cotangents. */
+interface OpNode {
+  name: OpName | 'reshape';
+  inputs: readonly Tensor[];
+  outputs: readonly Tensor[];
+  attrs: any;
+  /** Tensors this node holds a reference to until it runs. */
+  kept: Tensor[];
+}
+/** A recorded call whose backward is a closure (a generated pullback, a custom rule, a checkpoint). */
+interface CallNode { pb: () => void }
+type Node = OpNode | CallNode;
+
+export class Session {
+  static last = 0;
+  readonly id = ++Session.last;
+  /** Cotangents by tensor; a leaf's stays until the session ends. */
+  readonly cot = new Map<Tensor, Tensor>();
+  /** Where ops are recorded (a generated pullback's own list, or the eager tape); null: not recording. */
+  record: Node[] | null = null;
+
+  /** The leaves being differentiated (their cotangents are the gradients the caller gets). */
+  private readonly leaves = new Set<Tensor>();
+
+  /** Marks a leaf as differentiated in this session. */
+  watch(t: Tensor): void { t.active = this.id; this.leaves.add(t); }
+  isActive(t: Tensor): boolean { return t.active === this.id; }
+
+  private set(t: Tensor, g: Tensor | undefined): void {
+    const prev = this.cot.get(t);
+    if (this.leaves.has(t)) stats.gradBytes += (g?.cell.bytes ?? 0) - (prev?.cell.bytes ?? 0);
+    if (g) this.cot.set(t, g); else this.cot.delete(t);
+  }
+
+  /** Adds `g` (whose reference passes to the session) to the cotangent of `t`. */
+  accumulate(t: Tensor, g: Tensor): void {
+    const prev = this.cot.get(t);
+    if (!prev) { this.set(t, g); return; }
+    const sum = wrap(g.backend, run(g.backend.kernels, 'binary', [prev.value('grad'), g.value('grad')], { fn: 'add' })[0]);
+    this.set(t, sum);
+    prev.release(); g.release();
+  }
+  /** Removes and returns the cotangent of t (the caller owns it). */
+  take(t: Tensor): Tensor | undefined {
+    const g = this.cot.get(t);
+    if (g) this.set(t, undefined);
+    return g;
+  }
+
+  /** Runs recorded nodes backwards, then drops them. */
+  backward(nodes: Node[]): void {
+    for (let i = nodes.length - 1; i >= 0; i--) {
+      const n = nodes[i]!;
+      nodes.length = i; // drop the node (and what it keeps) as soon as it has run
+      if ('pb' in n) n.pb(); else this.runNode(n);
+    }
+  }
+
+  private runNode(n: OpNode): void {
+    const cots = n.outputs.map((o) => this.take(o) ?? null);
+    try {
+      if (cots[0] === null) return; // no cotangent reached this op: nothing flows to its inputs
+      const needs = n.inputs.map((t) => this.isActive(t) && t.dtype !== 'i32');
+      if (!needs.some(Boolean)) return;
+      const be = n.outputs[0]!.backend;
+      const created: unknown[] = [];
+      const base = execOf(be.kernels);
+      const x: Exec<unknown> = {
+        ...base,
+        op: (name, ins, attrs) => { const o = base.op(name, ins, attrs); created.push(...o); return o; },
+        reshape: (t, s) => { const o = base.reshape(t, s); created.push(o); return o; },
+        full: (s, v, d) => { const o = base.full(s, v, d); created.push(o); return o; },
+      };
+      let grads: (unknown | null)[];
+      if (n.name === 'reshape') {
+        grads = [x.reshape(cots[0]!.value('reshape backward'), n.inputs[0]!.shape)];
+      } else {
+        const rule = ops[n.name];
+        const args: PullbackArgs<unknown, OpName> = {
+          inputs: n.inputs.map((t) => t.cell.v ?? metaOnly(t)), outputs: n.outputs.map((t) => t.cell.v ?? metaOnly(t)),
+          attrs: n.attrs, cot: cots.map((c) => (c ? c.value(`${n.name} backward`) : null)), needs,
+        };
+        grads = (rule.pullback as any)(x, args);
+      }
+      // Wrap what flows to the inputs; a pullback may pass a cotangent straight through (add), possibly twice.
+      const known = new Map<unknown, Tensor>();
+      cots.forEach((c) => c && known.set(c.cell.v, c));
+      const used = new Set<unknown>();
+      grads.forEach((g, i) => {
+        if (g === null || g === undefined || !needs[i]) return;
+        let t = known.get(g);
+        if (t) t.retain();
+        else { t = wrap(be, g); known.set(g, t); }
+        used.add(g);
+        this.accumulate(n.inputs[i]!, t);
+      });
+      for (const v of created) if (!used.has(v)) be.free(v);
+    } finally {
+      for (const c of cots) c?.release();
+      for (const t of n.kept) t.release();
+      n.kept.length = 0;
+    }
+  }
+
+  /** Frees every cotangent still held (those not handed to the caller). */
+  end(): void {
+    for (const [t, g] of [...this.cot]) { this.set(t, undefined); g.release(); }
+  }
+}
+
+/** A stand-in for a value a pullback does not read: its shape and dtype (the only things it may ask for). */
+function metaOnly(t: Tensor): Meta { return { shape: t.shape, dtype: t.dtype }; }
+
+let session: Session | null = null;
+export function currentSession(): Session | null { return session; }
+/** Runs fn with `s` as the current session (null: none) and `record` as where ops go. */
+export function within<R>(s: Session | null, record: Node[] | null, fn: () => R): R {
+  const prev = session, prevRecord = s?.record ?? null;
+  session = s;
+  if (s) s.record = record;
+  try { return fn(); } finally {
+    if (s) s.record = prevRecord;
+    session = prev;
+  }
+}
+export type { Node as RecordedOp, OpNode, CallNode };
+
+/** Records an op on the current session if one of its inputs is active there. */
+function record(name: OpNode['name'], inputs: readonly Tensor[], outputs: readonly Tensor[], attrs: unknown): void {
+  const s = session;
+  if (!s?.record) return;
+  if (!inputs.some((t) => s.isActive(t))) return;
+  if (name !== 'reshape' && !ops[name].pullback) return;
+  // Comparisons are piecewise constant: their masks carry no gradient, so they are not recorded.
+  if (name === 'binary' && ['lt', 'le', 'gt', 'ge', 'eq', 'ne'].includes((attrs as { fn: string }).fn)) return;
+  const keeps = name === 'reshape' ? NONE : keepsOf(name, attrs);
+  const kept = [...keeps.inputs.map((i) => inputs[i]), ...keeps.outputs.map((i) => outputs[i])]
+    .filter((t): t is Tensor => t !== undefined).map((t) => t.retain());
+  for (const o of outputs) if (o.dtype !== 'i32') o.active = s.id;
+  s.record.push({ name, inputs, outputs, attrs, kept });
+}
+
+/** Runs one op of the op table on the inputs' backend (shapes checked), recording it for reverse mode. */
+export function prim<K extends OpName>(name: K, inputs: readonly Tensor[], attrs: OpAttrs[K]): Tensor[] {
+  const be = backendOf(name, inputs);
+  const outs = run(be.kernels, name, inputs.map((t) => t.value(name)), attrs).map((v) => wrap(be, v));
+  record(name, inputs, outs, attrs);
+  return outs;
+}
+
+/** A new shape for the same values: free (the storage is shared), and differentiable. */
+export function reshapeTensor(x: Tensor, shape: Shape): Tensor {
+  const be = backendOf('reshape', [x]);
+  const out = wrap(be, be.kernels.reshape(x.value('reshape'), shape));
+  record('reshape', [x], [out], undefined);
+  return out;
+}
+
+/** The same values, never active: no gradient flows through (target networks, truncated backprop). */
+export function detach(x: Tensor): Tensor {
+  const be = backendOf('stopGradient', [x]);
+  return wrap(be, be.kernels.reshape(x.value('stopGradient'), x.shape));
+}
+
+/** A constant on a backend (not recorded). */
+export function constant(be: TensorBackend, shape: Shape, value: number, dtype: DType = 'f32'): Tensor {
+  return wrap(be, be.kernels.full(shape, value, dtype));
+}
+
+export function upload(data: ArrayLike<number>, shape: Shape, dtype: DType, be: TensorBackend = currentBackend()): Tensor {
+  if (data.length !== size(shape)) throw new OpError('tensor', `${data.length} values do not fill shape ${fmt(shape)}`);
+  return wrap(be, be.upload(data, shape, dtype));
+}

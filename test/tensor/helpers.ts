@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+// Shared by the tensor API tests: comparisons that name the worst element, reverse mode through the engine's
+// session (the same path grad() takes for an untransformed function), and central finite differences in f64 on
+// the reference backend.
+import * as assert from 'uvu/assert';
+import { Session, type Tensor, within, type RecordedOp, tensorMemoryStats } from '../../sdk/tensor/engine.js';
+import { onesLike, tensor } from '../../sdk/tensor/ops.js';
+
+/** |got - want| <= atol + rtol |want| elementwise (NaN matches NaN), naming the worst element. */
+export function close(what: string, got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-6, atol = 1e-6): void {
+  assert.is(got.length, want.length, `${what}: length`);
+  let worst = -1, excess = 0;
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i]!, w = want[i]!;
+    if (g === w || (Number.isNaN(g) && Number.isNaN(w))) continue;
+    const e = Math.abs(g - w) - (atol + rtol * Math.abs(w));
+    if (!(e <= 0) && (worst < 0 || !(e <= excess))) { worst = i; excess = e; }
+  }
+  if (worst >= 0) assert.unreachable(`${what}: element ${worst} is ${got[worst]}, expected ${want[worst]} (rtol ${rtol}, atol ${atol})`);
+}
+
+/** Values and shape of t. */
+export async function read(t: Tensor): Promise<{ shape: number[]; values: number[] }> {
+  return { shape: [...t.shape], values: Array.from(await t.data()) };
+}
+
+/** Asserts t's shape and values (close to `want`). */
+export async function expectTensor(what: string, t: Tensor, shape: readonly number[], want: readonly number[], rtol = 1e-6, atol = 1e-6): Promise<void> {
+  assert.equal([...t.shape], [...shape], `${what}: shape`);
+  close(what, await t.data(), want, rtol, atol);
+}
+
+/**
+ * Runs f on xs in a session that differentiates xs, then the backward pass from `seed` (ones by default).
+ * Returns f's value and one gradient per input (undefined where none reached it).
+ */
+export function vjpOf(f: (...xs: Tensor[]) => Tensor, xs: readonly Tensor[], seed?: Tensor): { y: Tensor; grads: (Tensor | undefined)[] } {
+  const s = new Session();
+  const nodes: RecordedOp[] = [];
+  for (const x of xs) s.watch(x);
+  const y = within(s, nodes, () => f(...xs));
+  s.accumulate(y, seed ?? onesLike(y));
+  s.backward(nodes);
+  const grads = xs.map((x) => s.take(x));
+  s.end();
+  return { y, grads };
+}
+
+/**
+ * Checks the gradient of sum(f(xs) * seed) against central differences, on the reference backend (f64).
+ * `h` is the step; the inputs must keep f smooth within it.
+ */
+export async function gradcheck(what: string, f: (...xs: Tensor[]) => Tensor, xs: readonly Tensor[], h = 1e-6, tol = 1e-6): Promise<void> {
+  const { y, grads } = vjpOf(f, xs);
+  const base = await Promise.all(xs.map((x) => x.data()));
+  for (let k = 0; k < xs.length; k++) {
+    const x = xs[k]!;
+    if (x.dtype === 'i32') continue;
+    const g = grads[k] ? Array.from(await grads[k]!.data()) : new Array<number>(x.size).fill(0);
+    const fd: number[] = [];
+    for (let i = 0; i < x.size; i++) {
+      const at = (d: number): Promise<number> => {
+        const v = Float64Array.from(base[k]!);
+        v[i]! += d;
+        const args = xs.map((t, j) => (j === k ? tensor(v, t.shape, t.dtype) : t));
+        return f(...args).data().then((a) => Array.from(a).reduce((s, e) => s + e, 0));
+      };
+      fd.push(((await at(h)) - (await at(-h))) / (2 * h));
+    }
+    close(`${what}: d/d input ${k}`, g, fd, tol, tol);
+    grads[k]?.dispose();
+  }
+  y.dispose();
+}
+
+/** Live tensors now; compare before and after a block to find leaks. */
+export const liveTensors = (): number => tensorMemoryStats().liveTensors;
+
+/** Asserts that fn throws an Error whose message matches re. */
+export function throwsMatching(fn: () => unknown, re: RegExp, what = String(re)): void {
+  try { fn(); } catch (e) {
+    assert.match((e as Error).message, re, `${what}: message was '${(e as Error).message}'`);
+    return;
+  }
+  assert.unreachable(`${what}: expected an error matching ${re}`);
+}
