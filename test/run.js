@@ -29,7 +29,7 @@ const failures = [];
 function runOne(file) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [join(root, 'test/support/one.js'), file], {
+    const child = spawn(process.execPath, ['--expose-gc', join(root, 'test/support/one.js'), file], {
       cwd: root, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

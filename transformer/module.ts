@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // One module through the pipeline: select → lower/fence → normalize → activity → fence → reverse → print,
 // and the text of the module with the generated sweeps and their registrations spliced in.
-import { Node, SyntaxKind, type SourceFile, type CallExpression } from 'ts-morph';
+import { Node, SyntaxKind, type SourceFile, type CallExpression, type ImportDeclaration } from 'ts-morph';
 import type { TransformResult } from './compiler.js';
 import { Diagnostics } from './diagnostics.js';
 import type { Callee } from './ir.js';
@@ -11,6 +11,7 @@ import { classify, lowerFunction, type LowerHost } from './passes/lower.js';
 import { normalize } from './passes/normalize.js';
 import { generate } from './passes/reverse.js';
 import { generateTangent } from './passes/forward.js';
+import { generateTensorSweep, isTensorFunction, type TensorHost } from './passes/tensor.js';
 import { calleeDeclaration, derivativeTarget, tangentTarget, describe, functionOf, findRule, functionsIn, isMarked, type FnNode } from './passes/select.js';
 
 const AD_OPERATORS = new Set(['grad', 'valueAndGrad', 'vjp', 'jacobian', 'gradcheck']);
@@ -20,17 +21,26 @@ function pullbackImport(call: CallExpression): string | undefined {
   const id = call.getExpression();
   const sym = id.getSymbol();
   for (const d of sym?.getDeclarations() ?? []) {
-    if (Node.isImportSpecifier(d) && d.getImportDeclaration().getModuleSpecifierValue() === 'pullback') {
+    if (Node.isImportSpecifier(d) && isPullbackModule(d.getImportDeclaration())) {
       return d.getName();
     }
   }
   if (Node.isPropertyAccessExpression(id)) {
     const base = id.getExpression().getSymbol()?.getDeclarations()[0];
-    if (base && Node.isNamespaceImport(base) && base.getFirstAncestorByKind(SyntaxKind.ImportDeclaration)?.getModuleSpecifierValue() === 'pullback') {
+    const decl = base && Node.isNamespaceImport(base) ? base.getFirstAncestorByKind(SyntaxKind.ImportDeclaration) : undefined;
+    if (decl && isPullbackModule(decl)) {
       return id.getName();
     }
   }
   return undefined;
+}
+
+/** 'pullback' itself, or (inside the SDK, which imports by relative path) the modules that define its operators. */
+function isPullbackModule(d: ImportDeclaration): boolean {
+  if (d.getModuleSpecifierValue() === 'pullback') return true;
+  if (!d.getModuleSpecifierValue().startsWith('.')) return false;
+  const file = d.getModuleSpecifierSourceFile()?.getFilePath() ?? '';
+  return /[\\/]sdk[\\/](index|ad[\\/]api|tensor[\\/]ad)\.(d\.)?ts$/.test(file);
 }
 
 const DD_MARKER = '// ---- pullback: directional derivatives, differentiated again for second order ----';
@@ -155,7 +165,15 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
     },
   };
 
-  const inserts: { pos: number; text: string }[] = [];
+  const tensorHost: TensorHost = {
+    diags,
+    pullbackImport,
+    calleeDeclaration,
+    isMarked,
+    hasRule: (decl) => findRule(decl, [...new Set([decl.getSourceFile(), sf])]) !== undefined,
+  };
+  /** Text to splice in at `pos` (replacing up to `end`, when given). */
+  const inserts: { pos: number; end?: number; text: string }[] = [];
   const generated: string[] = [];
   /** What adjointSource shows: the sweeps of the user's functions (not those of their f$dd). */
   const readable: string[] = [];
@@ -170,6 +188,19 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
       continue;
     }
     if (rules.some((r) => describe(r) && derivativeTarget(r) === m.name)) continue; // its rule is its adjoint
+    if (isTensorFunction(fnNode)) {
+      const sweep = generateTensorSweep(m, tensorHost);
+      if (!sweep) continue;
+      const line = sf.getLineAndColumnAtPos(fnNode.getStart()).line;
+      generated.push(sweep.source);
+      readable.push(sweep.source);
+      inserts.push({ pos: sweep.bodySpan[0], end: sweep.bodySpan[1], text: sweep.primalBody });
+      const reg = `$pb.registerTensor(${m.ref}, { name: ${JSON.stringify(m.name)}, where: ${JSON.stringify(`${base}:${line}`)}, ` +
+        `vjp: ${m.prefix}$vjp, frees: ${sweep.frees}, source: ${JSON.stringify(header(m.name, base, line) + sweep.source)} });`;
+      if (Node.isFunctionDeclaration(fnNode)) topRegistrations.push(reg);
+      else inserts.push({ pos: m.anchor.getEnd(), text: `\n${reg}` });
+      continue;
+    }
     const fn = lowerFunction(m, host);
     if (fn === 'defer') continue; // uses grad(g)(...): generated in the second pass
     if (!fn) continue;
@@ -229,6 +260,16 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
       diags.at(r, `@derivative ${target}: '${target}' is not a function`);
       continue;
     }
+    const line0 = sf.getLineAndColumnAtPos(r.getStart()).line;
+    if (isTensorFunction(decl)) {
+      if (r.getParameters().length !== decl.getParameters().length + 1) {
+        diags.at(r, `@derivative ${target}: the rule must take ${target}'s ${decl.getParameters().length} argument(s) followed by the output cotangent (${decl.getParameters().length + 1} parameters), it takes ${r.getParameters().length}`);
+        continue;
+      }
+      inserts.push({ pos: Math.max(r.getEnd(), ...(decl.getSourceFile() === sf ? [describe(decl)?.anchor.getEnd() ?? 0] : [])),
+        text: `\n$pb.registerTensorRule(${target}, ${rd.ref}, { name: ${JSON.stringify(target)}, where: ${JSON.stringify(`${base}:${line0}`)} });` });
+      continue;
+    }
     const params = decl.getParameters().map((p) => classify(p.getType()));
     const returns = classify(decl.getReturnType());
     if (params.some((k) => k !== 'num' && k !== 'arr') || (returns !== 'num' && returns !== 'arr')) {
@@ -253,13 +294,14 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
   const runtimeImport = `import * as $pb from 'pullback/runtime';`;
   inserts.push({ pos: top, text: `${top ? '\n' : ''}${runtimeImport}\n${topRegistrations.join('\n')}${top ? '' : '\n'}` });
   let code = text;
-  for (const ins of inserts.sort((a, b) => b.pos - a.pos)) code = code.slice(0, ins.pos) + ins.text + code.slice(ins.pos);
+  for (const ins of inserts.sort((a, b) => b.pos - a.pos)) code = code.slice(0, ins.pos) + ins.text + code.slice(ins.end ?? ins.pos);
   const externDecls = [...externs.keys()].map((k) => `var ${k}: $pb.Adjoint | undefined;`);
   const marker = `// ---- pullback: adjoints generated from ${base}; edit the source, not this ----`;
   const tail = [`\n${marker}`, ...externDecls, ...generated.map((g) => g + '\n')].join('\n');
   code = code.replace(/\s*$/, '\n') + tail;
   const ranges: [number, number][] = [];
-  for (const m of code.matchAll(/^(import \* as \$pb from 'pullback\/runtime';|\$pb\.register(Rule)?\(.*)$/gm)) ranges.push([m.index!, m.index! + m[0].length]);
+  for (const m of code.matchAll(/^(import \* as \$pb from 'pullback\/runtime';|\$pb\.register\w*\(.*)$/gm)) ranges.push([m.index!, m.index! + m[0].length]);
+  for (const m of code.matchAll(/\$pb\.primal\([^\n]*?\]\)/g)) ranges.push([m.index!, m.index! + m[0].length]);
   ranges.push([code.lastIndexOf(marker), code.length]);
   const adjointSource = readable.length ? `${header(undefined, base)}\nimport * as $pb from 'pullback/runtime';\n\n${readable.join('\n\n')}\n` : '';
   const deferred = [...nestedRequests.values()].map(({ at, g }) => { const sub = new Diagnostics(); sub.at(at, `grad(${describe(g)!.name}) inside a marked function`); return sub.list[0]!; });

@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: MIT
 // The differentiation operators users call. Each looks up the sweeps the transformer generated for `f`.
 import { acquireTape, releaseTape, Tape } from './tape.js';
-import { adjointOf, fw, lookupAdjoint, register, type Adjoint } from './registry.js';
+import { adjointOf, fw, lookupAdjoint, notTransformed, register, type Adjoint } from './registry.js';
+import { Tensor } from '../tensor/engine.js';
+import { containsTensor, explainTensor, lookupTensor, mapTree, stopGradientTensor, tensorsIn, tensorValueAndGrad, tensorVjp } from '../tensor/ad.js';
 
 type Fn = (...args: any[]) => any;
-/** The gradient of one parameter: a number for a number, a Float64Array for an array. */
-export type Gradient<T> = T extends number ? number : Float64Array;
+/**
+ * The gradient of one parameter: a number for a number, a Float64Array for an array, and for a Tensor or a tree
+ * of Tensors (parameters as plain objects and arrays) the same tree with a gradient Tensor at each leaf.
+ */
+export type Gradient<T> = T extends number ? number : T extends Float64Array | number[] ? Float64Array : T;
 type Grads<F extends Fn, A> = A extends number ? Gradient<Parameters<F>[A]>
   : A extends readonly number[] ? { [K in keyof A]: Gradient<Parameters<F>[A[K] & number]> } : never;
 
@@ -92,8 +97,15 @@ const selfOf = (ad: Adjoint, self: unknown) => (self === undefined || self === g
  *   grad(f)(2); // sin(2) + 2 cos(2)
  */
 export function grad<F extends Fn, A extends number | readonly number[] = 0>(f: F, argnums?: A): (...args: Parameters<F>) => Grads<F, A> {
-  const ad = adjointOf(f);
   const an = (argnums ?? 0) as number | readonly number[];
+  if (!lookupAdjoint(f)) {
+    return function (this: unknown, ...args: Parameters<F>) {
+      const { value, grads } = tensorRun(f, this, args, an);
+      value.dispose();
+      return (typeof an === 'number' ? grads[0] : grads) as Grads<F, A>;
+    };
+  }
+  const ad = adjointOf(f);
   scalarOnly(ad, 'grad');
   checkArgnums(ad, an);
   const fast = scalarFastPath(ad, an);
@@ -218,9 +230,15 @@ function scalarFastPath(ad: Adjoint, an: number | readonly number[]): Function |
 }
 
 /** Like `grad`, but returns `[value, gradient]` from the same evaluation. */
-export function valueAndGrad<F extends Fn, A extends number | readonly number[] = 0>(f: F, argnums?: A): (...args: Parameters<F>) => [number, Grads<F, A>] {
-  const ad = adjointOf(f);
+export function valueAndGrad<F extends Fn, A extends number | readonly number[] = 0>(f: F, argnums?: A): (...args: Parameters<F>) => [ReturnType<F>, Grads<F, A>] {
   const an = (argnums ?? 0) as number | readonly number[];
+  if (!lookupAdjoint(f)) {
+    return function (this: unknown, ...args: Parameters<F>) {
+      const { value, grads } = tensorRun(f, this, args, an);
+      return [value as ReturnType<F>, (typeof an === 'number' ? grads[0] : grads) as Grads<F, A>];
+    };
+  }
+  const ad = adjointOf(f);
   scalarOnly(ad, 'valueAndGrad');
   checkArgnums(ad, an);
   return function (this: unknown, ...args: Parameters<F>) {
@@ -243,6 +261,10 @@ export type Pullback<F extends Fn> = (cotangent: ReturnType<F> extends number ? 
  * all parameters and can be called any number of times without re-running the forward sweep.
  */
 export function vjp<F extends Fn>(this: unknown, f: F, ...args: Parameters<F>): [ReturnType<F>, Pullback<F>] {
+  if (!lookupAdjoint(f)) {
+    if (!lookupTensor(f) && !args.some(containsTensor)) throw notTransformed(f);
+    return tensorVjp(f, this, args) as [ReturnType<F>, Pullback<F>];
+  }
   const ad = adjointOf(f);
   checkArgs(ad, args);
   const t = new Tape();
@@ -357,9 +379,9 @@ export function jacobian<F extends Fn, A extends number | readonly number[] = 0>
   };
 }
 
-/** Identity in the forward sweep, zero derivative: blocks gradient flow through `x`. */
-export function stopGradient<T extends number | Float64Array | number[]>(x: T): T {
-  return x;
+/** Identity in the forward sweep, zero derivative: blocks gradient flow through `x` (a number, an array or a Tensor). */
+export function stopGradient<T extends number | Float64Array | number[] | Tensor>(x: T): T {
+  return (x instanceof Tensor ? stopGradientTensor(x) : x) as T;
 }
 
 /**
@@ -372,7 +394,22 @@ export function differentiable<T extends Function>(value: T, _context?: ClassMet
 
 /** The TypeScript the transformer generated for `f`'s forward and reverse sweeps. */
 export function adjointSource(f: Fn): string {
+  const t = lookupTensor(f);
+  if (t) return t.source;
   return adjointOf(f).source;
+}
+
+/** How `f` is differentiated: generated code (scalar or tensor) or the eager tape, and why. */
+export function explain(f: Fn): string {
+  const ad = lookupAdjoint(f);
+  if (ad) return `${ad.name} (${ad.where}) is differentiated by the scalar sweeps pullback generated at build time (${ad.backend}${ad.reason ? `: ${ad.reason}` : ''}); adjointSource(${ad.name}) shows them.`;
+  return explainTensor(f);
+}
+
+/** grad and valueAndGrad over tensors: the generated pullbacks when f was transformed, the eager tape otherwise. */
+function tensorRun(f: Fn, self: unknown, args: unknown[], an: number | readonly number[]): { value: Tensor; grads: unknown[] } {
+  if (!lookupTensor(f) && !args.some(containsTensor)) throw notTransformed(f);
+  return tensorValueAndGrad(f, self, args, typeof an === 'number' ? [an] : an);
 }
 
 export interface GradcheckOptions {
@@ -400,6 +437,7 @@ export interface GradcheckResult {
  * For an array-valued f, compares ⟨c, f⟩ for a random cotangent c.
  */
 export function gradcheck<F extends Fn>(f: F, args: Parameters<F>, options: GradcheckOptions = {}): GradcheckResult {
+  if (!lookupAdjoint(f) && (lookupTensor(f) || args.some(containsTensor))) return tensorGradcheck(f, args, options);
   const ad = adjointOf(f);
   const eps = options.eps ?? 1e-6;
   const tol = options.tolerance ?? 1e-6;
@@ -443,6 +481,50 @@ export function gradcheck<F extends Fn>(f: F, args: Parameters<F>, options: Grad
       }
     }
   }
+  result.ok = result.maxError <= tol;
+  return result;
+}
+
+/**
+ * gradcheck over tensors: central differences in f64, on the reference backend (whose values are f64 host arrays,
+ * perturbed in place and restored), against the gradient of the generated code (or of the eager tape).
+ */
+function tensorGradcheck(f: Fn, args: unknown[], options: GradcheckOptions): GradcheckResult {
+  const eps = options.eps ?? 1e-6;
+  const tol = options.tolerance ?? 1e-6;
+  const which = options.argnums === undefined ? args.map((_, i) => i).filter((i) => containsTensor(args[i])) : typeof options.argnums === 'number' ? [options.argnums] : [...options.argnums];
+  for (const i of which) for (const t of tensorsIn(args[i])) {
+    if (t.backend.name !== 'reference') throw new Error(`pullback: gradcheck over tensors runs in f64 on the reference backend; argument ${i} holds a ${t.backend.name} tensor (make the tensors after init({ backend: 'reference' }), or inside withBackend(referenceTensorBackend, ...))`);
+  }
+  const { value, grads } = tensorValueAndGrad(f, undefined, args, which);
+  value.dispose();
+  const evaluate = (): number => {
+    const y = f(...args) as Tensor;
+    const v = (y.value('gradcheck') as { data: Float64Array }).data[0]!;
+    y.dispose();
+    return v;
+  };
+  const result: GradcheckResult = { maxError: 0, where: { arg: -1, index: -1 }, analytic: 0, numeric: 0, ok: true };
+  which.forEach((arg, w) => {
+    const leaves = tensorsIn(args[arg]);
+    const gl = tensorsIn(mapTree(grads[w], (t) => t));
+    let offset = 0;
+    leaves.forEach((leaf, li) => {
+      const data = (leaf.value('gradcheck') as { data: Float64Array }).data;
+      const g = (gl[li]!.value('gradcheck') as { data: Float64Array }).data;
+      for (let k = 0; k < data.length; k++) {
+        const x = data[k]!, h = eps * Math.max(1, Math.abs(x));
+        data[k] = x + h; const up = evaluate();
+        data[k] = x - h; const down = evaluate();
+        data[k] = x;
+        const numeric = (up - down) / (2 * h), analytic = g[k]!;
+        const err = Math.abs(analytic - numeric) / Math.max(1, Math.abs(analytic), Math.abs(numeric));
+        if (err > result.maxError || Number.isNaN(err)) Object.assign(result, { maxError: Number.isNaN(err) ? Infinity : err, where: { arg, index: offset + k }, analytic, numeric });
+      }
+      offset += data.length;
+    });
+  });
+  for (const g of grads) for (const t of tensorsIn(g)) t.dispose();
   result.ok = result.maxError <= tol;
   return result;
 }

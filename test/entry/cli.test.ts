@@ -66,7 +66,7 @@ test('one compiler for all inputs; --no-wasm reaches it', async () => {
   const { code } = await viaCli(ws, ['compile', 'fixture/src', '--outDir', 'out-spy', '--no-wasm'], s.make);
   assert.is(code, 0);
   assert.equal(s.made, [{ wasm: false }]);
-  assert.equal(s.transformed, ['driver', 'lib/poly', 'lib/vec', 'main', 'types'].map((f) => join(ws, 'fixture/src', `${f}.ts`)));
+  assert.equal(s.transformed, ['driver', 'lib/net', 'lib/poly', 'lib/vec', 'main', 'types'].map((f) => join(ws, 'fixture/src', `${f}.ts`)));
   const plain = spy();
   await viaCli(ws, ['compile', 'fixture/src/main.ts', '--outDir', 'out-spy2'], plain.make);
   assert.equal(plain.made, [{ wasm: undefined }]);

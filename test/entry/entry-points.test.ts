@@ -40,7 +40,7 @@ const expectedValues = [
   ['sumSquares', 25], ['springForce', -1.5],
 ];
 
-type Output = { values: unknown; grads: unknown; exports: Record<string, Record<string, unknown>> };
+type Output = { values: unknown; grads: unknown; tensorGrads: unknown; exports: Record<string, Record<string, unknown>> };
 
 async function outputs(builds: Record<string, () => Promise<unknown>>): Promise<[string, Output][]> {
   const all: [string, Output][] = [];
@@ -73,6 +73,19 @@ if (!sdkBuilt) console.log('entry-points: gradient test skipped: the SDK (dist/s
   const grads = all[0][1].grads as [string, unknown][] | null;
   assert.ok(Array.isArray(grads), 'the driver found no grad() in the SDK');
   for (const [name, g] of grads) assert.not.match(String(g), /^error:/, `${name}: ${g}`);
+  // The tensor function: relu(x w + b), mean squared error against y, by hand.
+  const x = [[1, 2], [-1, 0.5]], w = [[0.5, -0.25], [1, 0.75]], b = [0.1, -0.2], y = [[0.3, 0.1], [0, 1]];
+  const dw = [[0, 0], [0, 0]], db = [0, 0];
+  for (let i = 0; i < 2; i++) for (let j = 0; j < 2; j++) {
+    const z = x[i]![0]! * w[0]![j]! + x[i]![1]! * w[1]![j]! + b[j]!;
+    const g = z > 0 ? (2 * (z - y[i]![j]!)) / 4 : 0;
+    db[j] += g;
+    for (let k = 0; k < 2; k++) dw[k]![j] += x[i]![k]! * g;
+  }
+  const tg = all[0][1].tensorGrads as { w: number[]; b: number[] };
+  assert.ok(tg, 'the driver computed no tensor gradient');
+  tg.w.forEach((v, i) => assert.ok(Math.abs(v - dw[i >> 1]![i & 1]!) < 1e-6, `dw[${i}] = ${v}, expected ${dw[i >> 1]![i & 1]}`));
+  tg.b.forEach((v, i) => assert.ok(Math.abs(v - db[i]!) < 1e-6, `db[${i}] = ${v}, expected ${db[i]}`));
 });
 
 /** Every file under dir, relative to it, sorted. */
@@ -83,10 +96,10 @@ function files(dir: string): string[] {
 
 test('CLI --emit-adjoint: one .js and .js.map per input in the same layout, <name>.adjoint.ts where the compiler made one', async () => {
   await builds.CLI();
-  const inputs = ['driver', 'lib/poly', 'lib/vec', 'main', 'types'];
+  const inputs = ['driver', 'lib/net', 'lib/poly', 'lib/vec', 'main', 'types'];
   const compiler = createCompiler();
   const adjoints = inputs.filter((i) => compiler.transform(join(ws, 'fixture/src', `${i}.ts`)).adjointSource.trim() !== '');
-  assert.equal(adjoints, ['lib/poly', 'lib/vec', 'main'], 'the files with marked functions');
+  assert.equal(adjoints, ['lib/net', 'lib/poly', 'lib/vec', 'main'], 'the files with marked functions');
   const expected = [...inputs.flatMap((i) => [`${i}.js`, `${i}.js.map`]), ...adjoints.map((i) => `${i}.adjoint.ts`)].sort();
   assert.equal(files(join(ws, 'real-cli')), expected);
   for (const i of adjoints) {

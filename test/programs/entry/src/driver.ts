@@ -3,6 +3,7 @@
 import * as main from './main.js';
 import * as poly from './lib/poly.js';
 import * as vec from './lib/vec.js';
+import * as net from './lib/net.js';
 
 type Fn = (...args: never[]) => unknown;
 // @ts-ignore: until the SDK is built, tsc cannot find 'pullback' (and the import fails: no gradients).
@@ -28,8 +29,19 @@ const grads = sdk?.grad === undefined ? null : cases.map(([name, f, args]) => {
   }
 });
 
+// A tensor gradient on the reference backend (f64), when the SDK is built.
+type Sdk = { useBackend(b: unknown): void; referenceTensorBackend: unknown; tensor(d: number[], s: number[]): { data(): Promise<ArrayLike<number>> } };
+const tsdk = sdk as unknown as Sdk | null;
+let tensorGrads: unknown = null;
+if (tsdk?.referenceTensorBackend) {
+  tsdk.useBackend(tsdk.referenceTensorBackend);
+  const p = { w: tsdk.tensor([0.5, -0.25, 1, 0.75], [2, 2]), b: tsdk.tensor([0.1, -0.2], [2]) };
+  const g = sdk!.grad!(net.regression as Fn)(p as never, tsdk.tensor([1, 2, -1, 0.5], [2, 2]) as never, tsdk.tensor([0.3, 0.1, 0, 1], [2, 2]) as never) as { w: { data(): Promise<ArrayLike<number>> }; b: { data(): Promise<ArrayLike<number>> } };
+  tensorGrads = { w: Array.from(await g.w.data()), b: Array.from(await g.b.data()) };
+}
+
 // What each module exports (functions by name only), so code that a front end adds or loses shows.
-const exports = Object.fromEntries(Object.entries({ main, poly, vec }).map(([name, mod]) => [name,
+const exports = Object.fromEntries(Object.entries({ main, poly, vec, net }).map(([name, mod]) => [name,
   Object.fromEntries(Object.entries(mod).sort().map(([k, v]) => [k, typeof v === 'function' ? 'function' : v]))]));
 
-console.log(JSON.stringify({ values, grads, exports }));
+console.log(JSON.stringify({ values, grads, tensorGrads, exports }));

@@ -1,0 +1,47 @@
+// Custom derivatives of tensor functions (/** @derivative f */), checkpoints nested and in loops, and the
+// documented conventions at non-smooth points: relu'(0) = 0, max-pool ties to the first index, clip passes
+// gradient only strictly inside its range, masked positions get zero.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { grad, gradcheck, explain, tensor, randn, useBackend, referenceTensorBackend, maxPool2d, sum, clip, where, gt, mul, type Tensor } from '../../sdk/index.js';
+import { load } from '../support/compile.js';
+
+const m = await load('test/programs/tensor/rules.ts');
+useBackend(referenceTensorBackend);
+const R = (shape: number[], seed: number, s = 0.5) => randn(shape, seed).mul(s);
+const values = async (t: unknown) => Array.from(await (t as Tensor).data());
+
+test('a custom derivative of a tensor function is used, and is correct for softplus', async () => {
+  assert.match(explain(m.softplus), /custom \/\*\* @derivative \*\/ rule/);
+  const r = gradcheck(m.useRules, [R([3, 2], 1), R([4, 3], 2)] as never, { tolerance: 1e-6, eps: 1e-5 });
+  assert.ok(r.ok, `max error ${r.maxError} at ${JSON.stringify(r.where)}`);
+  // The straight-through rule says 3 where the ops would say 1.
+  assert.equal(await values(grad(m.useStraight)(tensor([1, -2, 0.5], [3]))), [3, 3, 3]);
+});
+
+test('checkpoints nested inside checkpointed functions and inside loops give the same gradients', async () => {
+  const w = R([4, 4], 3), x = R([2, 4], 4);
+  const plain = await values(grad(m.nested)(w, x, false));
+  const ck = await values(grad(m.nested)(w, x, true));
+  plain.forEach((v, i) => assert.ok(Math.abs(v - ck[i]!) < 1e-12, `dw[${i}]: ${v} vs ${ck[i]}`));
+  const r = gradcheck(m.nested, [w, x, true] as never, { argnums: [0, 1], tolerance: 1e-6, eps: 1e-5 });
+  assert.ok(r.ok, `max error ${r.maxError}`);
+});
+
+test("relu'(0) = 0", async () => {
+  assert.equal(await values(grad(m.sumRelu)(tensor([0, 1, -1, 0], [4]))), [0, 1, 0, 0]);
+});
+
+test('max-pool ties send the gradient to the first index of the window', async () => {
+  const x = tensor([1, 1, 2, 2, 1, 1, 2, 2, 0, 5, 5, 5, 0, 5, 5, 5], [1, 1, 4, 4]);
+  const g = grad((t: Tensor) => sum(maxPool2d(t, { kernel: 2 })))(x);
+  assert.equal(await values(g), [1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
+});
+
+test('clip passes gradient only strictly inside its range; masked positions get zero', async () => {
+  const x = tensor([-2, -1, 0, 1, 2], [5]);
+  assert.equal(await values(grad((t: Tensor) => sum(clip(t, -1, 1)))(x)), [0, 0, 1, 0, 0]);
+  assert.equal(await values(grad((t: Tensor) => sum(where(gt(t, 0), mul(t, 2), 0)))(x)), [0, 0, 0, 2, 2]);
+});
+
+test.run();
