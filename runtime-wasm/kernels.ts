@@ -137,8 +137,13 @@ export interface KernelExports {
   softmaxBackwardRows(y: number, dy: number, dx: number, rows: number, cols: number, log: number): void;
   softmaxCrossEntropy(x: number, labels: number, loss: number, grad: number, rows: number, cols: number, scale: number): number;
   sgd(p: number, g: number, v: number, n: number, lr: number, momentum: number, wd: number): void;
+  sgdScaled(p: number, g: number, v: number, n: number, lr: number, momentum: number, wd: number, nesterov: number, gradScale: number): void;
   adam(p: number, g: number, m: number, v: number, n: number, lr: number, b1: number, b2: number, eps: number, wd: number,
     decoupled: number, bc1: number, bc2: number): void;
+  adamScaled(p: number, g: number, m: number, v: number, n: number, b1: number, c1: number, b2: number, c2: number, eps: number,
+    l2: number, shrink: number, stepSize: number, invSqrtBc2: number, gradScale: number): void;
+  sumSquares(x: number, n: number): number;
+  nonFinite(x: number, n: number): number;
   peakFlops(iters: number, m: number, c: number): number;
   peakFlopsPerIter(): number;
 }
@@ -794,23 +799,30 @@ export class CpuKernels {
 
   // ---- optimizers ----------------------------------------------------------------------
 
-  /** In-place SGD step on n parameters: p -= lr * (momentum ? v : g + weightDecay * p), v updated in place. */
-  sgd(p: BufferRef, g: BufferRef, opts: { lr: number; momentum?: number; velocity?: BufferRef | null; weightDecay?: number }, n = p.length): void {
+  /**
+   * In-place SGD step on n parameters (PyTorch, dampening 0): g' = gradScale * g + weightDecay * p; with momentum
+   * v = momentum * v + g' and d = nesterov ? g' + momentum * v : v, else d = g'; then p -= lr * d.
+   * gradScale (default 1) unscales a mixed-precision gradient in the same pass.
+   */
+  sgd(p: BufferRef, g: BufferRef, opts: { lr: number; momentum?: number; velocity?: BufferRef | null; weightDecay?: number; nesterov?: boolean; gradScale?: number },
+    n = p.length): void {
     const k = 'sgd';
     this.counts(k, { n });
     this.need(k, 'param', p, n, { n });
     this.need(k, 'grad', g, n, { n });
     const momentum = opts.momentum ?? 0;
     if (momentum !== 0) this.need(k, 'velocity', opts.velocity, n, { n, momentum });
-    this.x.sgd(p.ptr, g.ptr, opts.velocity ? opts.velocity.ptr : 0, n, opts.lr, momentum, opts.weightDecay ?? 0);
+    if (opts.nesterov && momentum === 0) throw new KernelError(k, `nesterov needs a momentum other than 0 (n=${n})`);
+    this.x.sgdScaled(p.ptr, g.ptr, opts.velocity ? opts.velocity.ptr : 0, n, opts.lr, momentum, opts.weightDecay ?? 0,
+      opts.nesterov ? 1 : 0, opts.gradScale ?? 1);
   }
 
   /**
-   * In-place Adam step (AdamW when decoupled) with bias correction; `step` counts from 1.
-   * Defaults: beta1 0.9, beta2 0.999, eps 1e-8, weightDecay 0 (Adam) / 0.01 (AdamW).
+   * In-place Adam step (AdamW when decoupled) with bias correction; `step` counts from 1. The gradient is
+   * multiplied by gradScale (default 1) first. Defaults: beta1 0.9, beta2 0.999, eps 1e-8, weightDecay 0 (Adam) / 0.01 (AdamW).
    */
   adam(p: BufferRef, g: BufferRef, m: BufferRef, v: BufferRef,
-    opts: { lr: number; step: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; decoupled?: boolean },
+    opts: { lr: number; step: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; decoupled?: boolean; gradScale?: number },
     n = p.length): void {
     const k = opts.decoupled ? 'adamw' : 'adam';
     this.counts(k, { n });
@@ -818,14 +830,29 @@ export class CpuKernels {
     for (const [name, buf] of [['param', p], ['grad', g], ['m', m], ['v', v]] as const) this.need(k, name, buf, n, { n });
     const b1 = opts.beta1 ?? 0.9, b2 = opts.beta2 ?? 0.999;
     const wd = opts.weightDecay ?? (opts.decoupled ? 0.01 : 0);
-    this.x.adam(p.ptr, g.ptr, m.ptr, v.ptr, n, opts.lr, b1, b2, opts.eps ?? 1e-8, wd, opts.decoupled ? 1 : 0,
-      1 - b1 ** opts.step, 1 - b2 ** opts.step);
+    // The step's coefficients in f64 (1 - b2 rounds badly in f32).
+    this.x.adamScaled(p.ptr, g.ptr, m.ptr, v.ptr, n, b1, 1 - b1, b2, 1 - b2, opts.eps ?? 1e-8,
+      opts.decoupled ? 0 : wd, opts.decoupled ? 1 - opts.lr * wd : 1, opts.lr / (1 - b1 ** opts.step), 1 / Math.sqrt(1 - b2 ** opts.step), opts.gradScale ?? 1);
   }
 
   /** AdamW: adam() with decoupled weight decay. */
   adamw(p: BufferRef, g: BufferRef, m: BufferRef, v: BufferRef,
-    opts: { lr: number; step: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }, n = p.length): void {
+    opts: { lr: number; step: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; gradScale?: number }, n = p.length): void {
     this.adam(p, g, m, v, { ...opts, decoupled: true }, n);
+  }
+
+  /** Σ x[i]² over n elements, accumulated in f64 (for clipping gradients by their global norm). */
+  sumSquares(x: BufferRef, n = x.length): number {
+    this.counts('sumSquares', { n });
+    this.need('sumSquares', 'x', x, n, { n });
+    return this.x.sumSquares(x.ptr, n);
+  }
+
+  /** Whether any of the first n elements of x is inf or NaN (decided on the bits; for dynamic loss scaling). */
+  nonFinite(x: BufferRef, n = x.length): boolean {
+    this.counts('nonFinite', { n });
+    this.need('nonFinite', 'x', x, n, { n });
+    return this.x.nonFinite(x.ptr, n) !== 0;
   }
 
   // ---- diagnostics ---------------------------------------------------------------------

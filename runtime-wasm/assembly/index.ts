@@ -7,7 +7,7 @@ export { gemm, gemmBatched, gemmWorkspaceBytes, setBlocking } from './matmul';
 export { im2col, col2im, conv2dForward, conv2dBackwardInput, conv2dBackwardFilter, conv2dBackwardBias } from './conv';
 export { unary, unaryBackward, binary, axpy, fill } from './elementwise';
 export { reduce, logsumexpRows, softmaxRows, softmaxBackwardRows, softmaxCrossEntropy } from './reduce';
-export { sgd, adam } from './optim';
+export { sgd, sgdScaled, adam, adamScaled, sumSquares, nonFinite } from './optim';
 export { peakFlops, peakFlopsPerIter } from './peak';
 
 /** First byte above the module's static data; the glue's allocator starts above it. */
