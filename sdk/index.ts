@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // pullback's public API.
-export { grad, valueAndGrad, vjp, jvp, jacfwd, jacobian, hvp, hessian, stopGradient, differentiable, adjointSource, gradcheck } from './ad/api.js';
+export { grad, valueAndGrad, vjp, jvp, jacfwd, jacobian, hvp, hessian, stopGradient, differentiable, adjointSource, gradcheck, explain } from './ad/api.js';
+export { checkpoint, tensorsIn, mapTree } from './tensor/ad.js';
 export type { Gradient, Pullback, GradcheckOptions, GradcheckResult } from './ad/api.js';
 export { loadSafetensors, saveSafetensors, SafetensorsError, f32ToF16, f16ToF32, f32ToBf16, bf16ToF32, toF16Bits, fromF16Bits } from './io/index.js';
 export type { LoadedTensor, SafetensorsArrays, SafetensorsContents, SafetensorsDtype, TensorToSave } from './io/index.js';
@@ -8,12 +9,19 @@ export { Dataset, batches, batchCount, sampleOrder, prefetch, SeededRandom, shuf
 export type { Batch, BatchOptions, DatasetInit, HostArray, LabelArray, Labels, PrefetchOptions, Shufflable } from './data/index.js';
 export { constantLr, stepDecay, exponentialDecay, cosineWithWarmup } from './optim/schedules.js';
 export type { Schedule } from './optim/schedules.js';
-// Tensors on WebGPU (Dawn in Node, navigator.gpu in browsers): the op library with its reference backend.
-// `vjp` above is the scalar operator; the tensor op-level vjp stays in runtime-gpu as `vjpOn`.
-export * from '../runtime-gpu/api.js';
-export { Tensor, type MemoryStats, type RuntimeOptions, type GpuRuntime } from '../runtime-gpu/runtime.js';
+// Tensors: one Tensor type on every backend (WebGPU, CPU/Wasm SIMD, and the f64 reference), the op library.
+export { Tensor } from './tensor/engine.js';
+export * from './tensor/ops.js';
+export * from './tensor/backends.js';
+// The lower layers, for kernel work and tests: the op table, the WebGPU runtime and its own tensors.
+export { GpuRuntime, Tensor as GpuTensor, type MemoryStats, type RuntimeOptions } from '../runtime-gpu/runtime.js';
 export { referenceBackend, webgpuBackend, run as runOp, vjp as vjpOn, type Vjp } from '../runtime-gpu/backend.js';
 export { OpError, type DType, type Shape } from '../runtime-gpu/shape.js';
 // The CPU backend: the op table on the Wasm SIMD kernels, tensors in Wasm linear memory.
 export { wasmBackend, CpuTensor } from '../runtime-wasm/backend.js';
 export type { WasmBackend, WasmBackendOptions } from '../runtime-wasm/backend.js';
+// Layers (parameter trees + marked apply functions), initialisers and losses, differentiated by the transformer.
+export * as nn from './nn/index.js';
+// Fused in-place optimizer updates on every backend.
+export { sgdUpdate, adamUpdate, globalNormSq, hasNonFinite } from './optim/fused.js';
+export type { SgdHyper, AdamHyper } from './optim/fused.js';
