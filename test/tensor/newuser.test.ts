@@ -20,6 +20,7 @@ const cases: [string, any, () => unknown[], number[]][] = [
   ['slice, concat, where, clip, maximum', m.plumbing, () => [R([3, 3], 14, 1), R([2, 3], 15, 1)], [0, 1]],
   ['array of weight tensors', m.ensemble, () => [[R([3, 2], 16), R([3, 2], 17), R([3, 2], 18)], R([4, 3], 19)], [0, 1]],
   ['numbers on either side', m.numbers, () => [R([2, 3], 20)], [0]],
+  ['a marked identity: the result outlives the freed argument', m.useIdent, () => [R([3, 3], 21), R([2, 3], 22)], [0, 1]],
 ];
 
 for (const [name, f, args, argnums] of cases) {

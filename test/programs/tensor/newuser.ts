@@ -68,3 +68,15 @@ export function ensemble(ws: Tensor[], x: Tensor): Tensor {
 export function numbers(x: Tensor): Tensor {
   return sum(sub(1, x).mul(x).add(2).div(3));
 }
+
+/** Returns its argument unchanged. @differentiable */
+export function ident(x: Tensor): Tensor {
+  return x;
+}
+
+/** The value ident hands back outlives the variable it came from (freed after its last use). @differentiable */
+export function useIdent(w: Tensor, x: Tensor): Tensor {
+  const h = relu(matmul(x, w));
+  const y = ident(h);
+  return sum(mul(y, y));
+}
