@@ -7,8 +7,6 @@ export { loadSafetensors, saveSafetensors, SafetensorsError, f32ToF16, f16ToF32,
 export type { LoadedTensor, SafetensorsArrays, SafetensorsContents, SafetensorsDtype, TensorToSave } from './io/index.js';
 export { Dataset, batches, batchCount, sampleOrder, prefetch, SeededRandom, shuffle, permutation } from './data/index.js';
 export type { Batch, BatchOptions, DatasetInit, HostArray, LabelArray, Labels, PrefetchOptions, Shufflable } from './data/index.js';
-export { constantLr, stepDecay, exponentialDecay, cosineWithWarmup } from './optim/schedules.js';
-export type { Schedule } from './optim/schedules.js';
 // Tensors: one Tensor type on every backend (WebGPU, CPU/Wasm SIMD, and the f64 reference), the op library.
 export { Tensor } from './tensor/engine.js';
 export * from './tensor/ops.js';
@@ -22,6 +20,8 @@ export { wasmBackend, CpuTensor } from '../runtime-wasm/backend.js';
 export type { WasmBackend, WasmBackendOptions } from '../runtime-wasm/backend.js';
 // Layers (parameter trees + marked apply functions), initialisers and losses, differentiated by the transformer.
 export * as nn from './nn/index.js';
-// Fused in-place optimizer updates on every backend.
-export { sgdUpdate, adamUpdate, globalNormSq, hasNonFinite } from './optim/fused.js';
-export type { SgdHyper, AdamHyper } from './optim/fused.js';
+// Training: optimizers over parameter trees, clipping, loss scaling, schedules, fused updates; fit, progress, parameter files.
+export { sgd, adam, adamw, clipGradNorm, LossScaler, constantLr, stepDecay, exponentialDecay, cosineWithWarmup, sgdUpdate, adamUpdate, globalNormSq, hasNonFinite } from './optim/index.js';
+export type { Optimizer, OptimizerKind, OptimizerState, OptimizerCommon, SgdOptions, AdamOptions, StepOptions, StepInfo, LearningRate, LossScalerOptions, ScaledGradients, Schedule, SgdHyper, AdamHyper } from './optim/index.js';
+export { fit, ProgressBar, formatDuration, saveParams, loadParams, namedTensors } from './train/index.js';
+export type { FitData, FitHistory, FitOptions, FitStep, ProgressOptions, ProgressOutput, ProgressState, LoadParamsOptions } from './train/index.js';

@@ -230,7 +230,18 @@ export class Session {
   accumulate(t: Tensor, g: Tensor): void {
     const prev = this.cot.get(t);
     if (!prev) { this.set(t, g); return; }
-    const sum = wrap(g.backend, run(g.backend.kernels, 'binary', [prev.value('grad'), g.value('grad')], { fn: 'add' })[0]);
+    const k = g.backend.kernels;
+    let v: unknown;
+    if (g.dtype === 'f16') {
+      // f16 is a storage format: add in f32, store the sum as f16 again.
+      const [a] = run(k, 'cast', [prev.value('grad')], { dtype: 'f32' }), [b] = run(k, 'cast', [g.value('grad')], { dtype: 'f32' });
+      const [s32] = run(k, 'binary', [a, b], { fn: 'add' });
+      [v] = run(k, 'cast', [s32], { dtype: 'f16' });
+      for (const x of [a, b, s32]) g.backend.free(x);
+    } else {
+      [v] = run(k, 'binary', [prev.value('grad'), g.value('grad')], { fn: 'add' });
+    }
+    const sum = wrap(g.backend, v);
     this.set(t, sum);
     prev.release(); g.release();
   }

@@ -3,7 +3,7 @@
 // gradient only strictly inside its range, masked positions get zero.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { grad, gradcheck, explain, tensor, randn, useBackend, referenceTensorBackend, maxPool2d, sum, clip, where, gt, mul, type Tensor } from '../../sdk/index.js';
+import { grad, gradcheck, explain, tensor, randn, useBackend, referenceTensorBackend, maxPool2d, sum, clip, where, gt, mul, cast, type Tensor } from '../../sdk/index.js';
 import { load } from '../support/compile.js';
 
 const m = await load('test/programs/tensor/rules.ts');
@@ -42,6 +42,12 @@ test('clip passes gradient only strictly inside its range; masked positions get 
   const x = tensor([-2, -1, 0, 1, 2], [5]);
   assert.equal(await values(grad((t: Tensor) => sum(clip(t, -1, 1)))(x)), [0, 0, 1, 0, 0]);
   assert.equal(await values(grad((t: Tensor) => sum(where(gt(t, 0), mul(t, 2), 0)))(x)), [0, 0, 0, 2, 2]);
+});
+
+test('an f16 value read twice: its cotangents are summed in f32 and stored as f16', async () => {
+  const x = tensor([0.5, -1.25, 3], [3]);
+  const g = grad((t: Tensor) => { const h = cast(t, 'f16'); return sum(mul(cast(h, 'f32'), cast(h, 'f32'))); })(x);
+  assert.equal(await values(g), [1, -2.5, 6]);
 });
 
 test.run();
