@@ -18,11 +18,14 @@ test('the README has TypeScript examples', () => {
 
 blocks.forEach((code, i) => {
   const generated = /function \w+\$fwd\(/.test(code);
-  test(`README block ${i + 1} ${generated ? 'is the adjoint the transformer writes' : 'compiles through the transformer'}`, () => {
-    if (generated) {
-      // The quickstart block precedes it; its adjoint, without the doc comments, must be this text.
-      const source = blocks.find((b) => /@differentiable/.test(b) && /export function energy/.test(b))!;
-      const r = transformProgram('.cache/docs/quickstart.ts', source);
+  const generatedTensor = /function \w+\$vjp\(/.test(code);
+  test(`README block ${i + 1} ${generated || generatedTensor ? 'is the adjoint the transformer writes' : 'compiles through the transformer'}`, () => {
+    if (generated || generatedTensor) {
+      // The example it belongs to precedes it; its adjoint, without the doc comments, must be this text.
+      const source = generated
+        ? blocks.find((b) => /@differentiable/.test(b) && /export function energy/.test(b))!
+        : blocks.find((b) => /@differentiable/.test(b) && /export function loss\(/.test(b))!;
+      const r = transformProgram(`.cache/docs/${generated ? 'quickstart' : 'train-shown'}.ts`, source);
       const shown = r.adjointSource.split('\n').filter((l) => !/^\s*\/\*\*.*\*\/$/.test(l)).join('\n');
       assert.ok(shown.includes(code.trim()), `README adjoint differs from the generated one:\n${shown}`);
       return;
@@ -41,13 +44,16 @@ test('the quickstart runs with node --import pullback/register', () => {
   assert.match(r.stdout, /function energy\$rev/);
 });
 
-test('the tensor example runs on SwiftShader', () => {
-  const source = blocks.find((b) => /initGpu/.test(b))!;
-  const file = join(dir, 'tensor.ts');
+test('the training example runs and its memory stays flat', () => {
+  const source = blocks.find((b) => /export function loss\(/.test(b))!;
+  const file = join(dir, 'train.ts');
   writeFileSync(file, `${source}\nprocess.exit(0);\n`);
   const r = spawnSync(process.execPath, ['--import', 'pullback/register', file], { cwd: root, encoding: 'utf8', timeout: 120_000 });
   assert.is(r.status, 0, r.stderr);
-  assert.match(r.stdout, /SwiftShader/);
+  const losses = [...r.stdout.matchAll(/^(\d+) ([\d.e-]+)$/gm)].map((m) => Number(m[2]));
+  assert.is(losses.length, 4, r.stdout);
+  assert.ok(losses[3]! < losses[0]! / 4, `the loss did not fall: ${losses.join(', ')}`);
+  assert.match(r.stdout, /live tensors: \d+/);
 });
 
 test.run();

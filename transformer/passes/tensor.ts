@@ -131,7 +131,7 @@ export function generateTensorSweep(m: Marked, host: TensorHost): TensorSweep | 
     if (Node.isPropertyAccessExpression(callee)) {
       const recv = callee.getExpression();
       if (library) calls.set(n, { kind: isTensorType(recv.getType()) ? 'method' : 'op' }); // t.matmul(w) / pb.matmul(a, b)
-      else calls.set(n, { kind: 'callWith', self: recv });
+      else calls.set(n, isNamespace(recv) ? { kind: 'call' } : { kind: 'callWith', self: recv }); // nn.linear(...) / model.apply(...)
       return;
     }
     if (library) { calls.set(n, { kind: 'op' }); return; }
@@ -277,6 +277,13 @@ export function generateTensorSweep(m: Marked, host: TensorHost): TensorSweep | 
   const call = `$pb.primal(${m.prefix}$vjp, ${Node.isArrowFunction(fn) ? 'undefined' : 'this'}, [${names.join(', ')}])`;
   const primalBody = Node.isBlock(body) ? `{ return ${call}; }` : call;
   return { source, primalBody, bodySpan: [body.getStart(), body.getEnd()], frees: freeCount };
+}
+
+/** `ns` in `ns.f(...)` when ns is a module namespace (`import * as ns`, `export * as ns`): no receiver to bind. */
+function isNamespace(recv: Node): boolean {
+  let sym = recv.getSymbol();
+  if (sym?.isAlias()) sym = sym.getAliasedSymbol() ?? sym;
+  return (sym?.getDeclarations() ?? []).some((d) => Node.isSourceFile(d) || Node.isModuleDeclaration(d) || Node.isNamespaceImport(d) || Node.isNamespaceExport(d));
 }
 
 function isArgumentOfCall(r: Node): boolean {
