@@ -161,8 +161,25 @@ async function webgpu(opts: InitOptions, required: boolean): Promise<TensorBacke
   return cached(gpuBackends, key, async () => webgpuTensorBackend(new GpuRuntime(gd.device, gd.adapter, opts.runtime)));
 }
 
+/**
+ * Whether Linux has a Vulkan loader, without which Dawn finds no adapter (and prints a warning while looking).
+ * Elsewhere, and in browsers, the answer is left to WebGPU itself.
+ */
+async function vulkanLoaderMissing(): Promise<boolean> {
+  if (typeof process === 'undefined' || process.platform !== 'linux') return false;
+  const { existsSync } = await import('node:fs');
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu',
+    '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/lib64', '/lib', '/usr/local/lib'];
+  return !dirs.some((d) => existsSync(`${d}/libvulkan.so.1`));
+}
+
 async function auto(opts: InitOptions): Promise<TensorBackend> {
   let reason = '';
+  if (opts.adapter === undefined && envAdapter() === undefined && await vulkanLoaderMissing()) {
+    reason = ' (no Vulkan loader, libvulkan.so.1, is installed)';
+    if (!warnedFallback) { warnedFallback = true; console.warn(FALLBACK_WARNING + reason); }
+    return cpu(opts.threads);
+  }
   try {
     const be = await webgpu(opts, false);
     if (be) return be;
