@@ -1,5 +1,5 @@
 // Sample: recover the four parameters of a Lotka–Volterra model from noisy observations, with gradients
-// from pullback. Run: npm run demo   (or: node --import pullback/register samples/ode-fit/fit.ts [--quick])
+// from pullback. Run: npm run demo:ode   (or: node --import pullback/register samples/ode-fit/fit.ts [--quick])
 import { valueAndGrad } from 'pullback';
 import { lossOf, simulate } from './model.js';
 import { Canvas, type RGB } from '../common/png.js';
