@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Shared output of every `npm run bench:<name>`: a readable table on stdout and
 // bench/results/<name>.json as an array of rows (see DEVELOPERS.md for the row format).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export interface BenchRow {
   case: string;
@@ -46,8 +46,15 @@ export function report(name: string, rows: BenchRow[]): void {
   const line = (c: string[]) => c.map((s, i) => s.padEnd(widths[i]!)).join('  ');
   console.log(`\n${name}\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   for (const c of cells) console.log(line(c));
-  const dir = join(fileURLToPath(new URL('../..', import.meta.url)), 'bench', 'results');
+  const dir = join(repoRoot(), 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${name}.json`), JSON.stringify(rows, null, 2) + '\n');
   console.log(`\nwrote bench/results/${name}.json`);
+}
+
+/** The repository root: the nearest folder above this file with a package.json (bench/ from source, dist/bench built). */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
 }

@@ -111,7 +111,9 @@ export function generateTensorSweep(m: Marked, host: TensorHost): TensorSweep | 
       }
       return;
     }
-    if (!Node.isCallExpression(n) || inner(n)) return;
+    // Calls inside callbacks (`layers.reduce((h, l) => relu(...), x)`) go through the frame too: the closure
+    // captures $f, so their results are freed when the function returns rather than by the garbage collector.
+    if (!Node.isCallExpression(n)) return;
     const callee = n.getExpression();
     if (Node.isPropertyAccessExpression(callee) && READBACK.has(callee.getName()) && isTensorType(callee.getExpression().getType())) {
       d.unsupported(n, `${callee.getText()}()`, 'reading a tensor back to the host is asynchronous and has no derivative', 'compute with tensor ops, and read values after grad returns');
@@ -198,7 +200,7 @@ export function generateTensorSweep(m: Marked, host: TensorHost): TensorSweep | 
   const emit = (n: Node): string => {
     const k = calls.get(n);
     if (k && Node.isCallExpression(n)) return wrapTemp(n, emitCall(n, k));
-    if (Node.isReturnStatement(n)) {
+    if (Node.isReturnStatement(n) && !inner(n)) {
       const e = n.getExpression();
       return e ? `return $f.ret(${emit(e)});` : n.getText();
     }
