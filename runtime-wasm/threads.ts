@@ -3,7 +3,7 @@
 // The caller stays synchronous: it posts one job per worker, runs its own share, then blocks on
 // Atomics.wait until every worker has finished (allowed on Node's main thread; in a browser this
 // needs a cross-origin-isolated page and a worker as the caller, which is not wired up yet).
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 
 /** Exports a job may name (index into this list travels in the job slot). */
 export const JOB_EXPORTS = ['gemm', 'conv2dForward', 'conv2dBackwardInput', 'conv2dBackwardFilter'] as const;
@@ -32,6 +32,8 @@ export class ThreadPool {
     if (slots.length > MAX_THREADS) throw new Error(`ThreadPool: at most ${MAX_THREADS} worker threads, asked for ${slots.length}`);
     const pool = new ThreadPool(memory, ctrl, slots);
     const url = new URL('./thread-worker.js', import.meta.url);
+    // Loaded here, not at the top: a browser bundle of pullback must not import Node built-ins to load.
+    const { Worker } = await import('node:worker_threads');
     await Promise.all(slots.map((slot, id) => new Promise<void>((resolve, reject) => {
       const w = new Worker(url, { workerData: { module, memory, ctrl, slot, id } });
       // unref only once ready: an unref'd worker would let Node exit while we await it

@@ -12,7 +12,12 @@
 // aligned to its element size; compact JSON with "__metadata__" first and each entry's keys in the
 // order dtype, shape, data_offsets; the header padded with spaces to a multiple of 8 bytes.
 // The reader checks everything before it builds anything, so a bad file never gives half a result.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+/** node:fs, looked up when a path is given (a static import would keep browser bundles from loading). */
+function fs(op: string): typeof import('node:fs') {
+  const get = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
+  if (!get) throw new SafetensorsError(`${op}: reading and writing files needs Node 20.16 or later; pass the bytes instead`);
+  return get('node:fs') as typeof import('node:fs');
+}
 
 /** The safetensors dtypes this module reads and writes. F16 and BF16 data are raw bits (see float16.ts). */
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8';
@@ -160,6 +165,7 @@ export function saveSafetensors(
   if (path !== undefined) {
     // Write beside the target and rename: a crash mid-write leaves the old file, never half a new one.
     const tmp = `${path}.${process.pid}.tmp`;
+    const { writeFileSync, renameSync } = fs('saveSafetensors');
     writeFileSync(tmp, out);
     renameSync(tmp, path);
   }
@@ -179,7 +185,7 @@ export function loadSafetensors(bytesOrPath: Uint8Array | ArrayBuffer | string):
   const source = typeof bytesOrPath === 'string' ? bytesOrPath : 'buffer';
   const fail = (msg: string): never => { throw new SafetensorsError(`loadSafetensors(${source}): ${msg}`); };
   if (!littleEndian) fail('this machine is big-endian; safetensors data is little-endian');
-  const bytes = typeof bytesOrPath === 'string' ? readFileSync(bytesOrPath)
+  const bytes = typeof bytesOrPath === 'string' ? fs('loadSafetensors').readFileSync(bytesOrPath)
     : bytesOrPath instanceof Uint8Array ? bytesOrPath : new Uint8Array(bytesOrPath);
 
   if (bytes.byteLength < 8) fail(`truncated: the file has ${bytes.byteLength} bytes, fewer than the 8-byte header length`);
