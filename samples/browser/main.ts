@@ -65,21 +65,16 @@ async function readDigits(): Promise<Digits> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Backend: WebGPU. A hardware adapter if there is one, else any adapter the browser offers (SwiftShader in headless
-// Chromium; pullback only takes it when asked, since it is slow). The CPU backend is not offered: in a browser it
-// cannot find its Wasm kernels (runtime-wasm/kernels.ts reads them with node:fs).
+// Backend: WebGPU. init() takes a hardware adapter if there is one, else, in a browser, the software one (SwiftShader
+// in headless Chromium). The CPU backend is not offered: in a browser it cannot find its Wasm kernels yet
+// (runtime-wasm/kernels.ts reads them with node:fs).
 
 async function startBackend(): Promise<string> {
   if (!('gpu' in navigator)) throw new Error('this browser has no WebGPU (navigator.gpu); try a recent Chrome or Edge, or Firefox Nightly');
-  try {
-    return (await init({ backend: 'webgpu' })).description;
-  } catch (hardware) {
-    try {
-      return (await init({ backend: 'webgpu', adapter: 'swiftshader' })).description;
-    } catch {
-      throw hardware;
-    }
-  }
+  // init() takes a hardware adapter, else (in a browser) the software one: headless Chromium's SwiftShader.
+  const info = await init();
+  if (info.name !== 'webgpu') throw new Error(`this page needs WebGPU; pullback chose ${info.description}`);
+  return info.description;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

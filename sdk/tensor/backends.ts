@@ -189,6 +189,15 @@ async function auto(opts: InitOptions): Promise<TensorBackend> {
     if (opts.adapter !== undefined || envAdapter() !== undefined) throw e;
     reason = ` (${(e as Error).message})`;
   }
+  // In a browser the CPU backend cannot load its Wasm kernels yet (they are read from disk), so a software
+  // adapter (headless Chromium's SwiftShader) is the better fallback there.
+  if (typeof process === 'undefined' && opts.adapter === undefined) {
+    const soft = await webgpu({ ...opts, adapter: 'swiftshader' }, false).catch(() => null);
+    if (soft) {
+      if (!warnedFallback) { warnedFallback = true; console.warn('pullback: no hardware WebGPU adapter; using the browser\'s software adapter (slow)'); }
+      return soft;
+    }
+  }
   if (!warnedFallback) {
     warnedFallback = true;
     console.warn(FALLBACK_WARNING + reason);
