@@ -202,6 +202,12 @@ export async function loadCpuKernels(opts: LoadOptions = {}): Promise<CpuKernels
 async function readVariant(variant: Variant | 'simd-mt', opts: LoadOptions): Promise<BufferSource | null> {
   const given = variant === 'simd-mt' ? undefined : opts.wasm?.[variant];
   if (given) return given;
+  if (typeof process === 'undefined' || !process.versions?.node) {
+    // A browser: fetch the build from wasmDir (where the page serves the .wasm files), or from beside this module.
+    const dir = opts.wasmDir ? new URL(String(opts.wasmDir).replace(/\/?$/, '/'), globalThis.location?.href) : new URL('./build/', import.meta.url);
+    const res = await fetch(new URL(`kernels.${variant}.wasm`, dir)).catch(() => null);
+    return res?.ok ? new Uint8Array(await res.arrayBuffer()) : null;
+  }
   const { readFile } = await import('node:fs/promises');
   const { existsSync } = await import('node:fs');
   const dirs = opts.wasmDir

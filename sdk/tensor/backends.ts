@@ -59,8 +59,8 @@ export const referenceTensorBackend: TensorBackend<HostTensor> = adapt({
 }, { info: { name: 'reference', description: 'reference (f64 on the CPU)', adapter: null } });
 
 /** The CPU backend over Wasm SIMD kernels (optionally multi-threaded matmul and conv2d). */
-export async function cpuTensorBackend(opts: { threads?: number } = {}): Promise<TensorBackend<CpuTensor>> {
-  const wb: WasmBackend = await wasmBackend({ threads: opts.threads });
+export async function cpuTensorBackend(opts: { threads?: number; wasmDir?: string | URL } = {}): Promise<TensorBackend<CpuTensor>> {
+  const wb: WasmBackend = await wasmBackend({ threads: opts.threads, wasmDir: opts.wasmDir });
   const k = wb.cpu;
   const description = `cpu (Wasm ${k.variant}, ${k.threads} thread${k.threads === 1 ? '' : 's'})`;
   return adapt<CpuTensor>({
@@ -108,6 +108,11 @@ export interface InitOptions {
   adapter?: AdapterChoice;
   /** CPU backend: threads for matmul and conv2d (default 1). */
   threads?: number;
+  /**
+   * CPU backend: where the kernel builds (kernels.<variant>.wasm from runtime-wasm/build/) are. In Node the
+   * package's own folder is the default; a browser page serves the files and names their URL here.
+   */
+  wasmDir?: string | URL;
   /** WebGPU runtime options (batch size, GEMM style). */
   runtime?: Omit<RuntimeOptions, keyof DeviceOptions>;
 }
@@ -133,8 +138,8 @@ function cached<K>(map: Map<K, Promise<TensorBackend>>, key: K, make: () => Prom
   return p;
 }
 
-function cpu(threads = 1): Promise<TensorBackend> {
-  return cached(cpuBackends, threads, () => cpuTensorBackend({ threads }));
+function cpu(threads = 1, wasmDir?: string | URL): Promise<TensorBackend> {
+  return cached(cpuBackends, threads, () => cpuTensorBackend({ threads, wasmDir }));
 }
 
 /** PULLBACK_GPU_ADAPTER in Node (device.ts reads the same variable). */
@@ -178,7 +183,7 @@ async function auto(opts: InitOptions): Promise<TensorBackend> {
   if (opts.adapter === undefined && envAdapter() === undefined && await vulkanLoaderMissing()) {
     reason = ' (no Vulkan loader, libvulkan.so.1, is installed)';
     if (!warnedFallback) { warnedFallback = true; console.warn(FALLBACK_WARNING + reason); }
-    return cpu(opts.threads);
+    return cpu(opts.threads, opts.wasmDir);
   }
   try {
     const be = await webgpu(opts, false);
@@ -191,7 +196,7 @@ async function auto(opts: InitOptions): Promise<TensorBackend> {
   }
   // In a browser the CPU backend cannot load its Wasm kernels yet (they are read from disk), so a software
   // adapter (headless Chromium's SwiftShader) is the better fallback there.
-  if (typeof process === 'undefined' && opts.adapter === undefined) {
+  if (typeof process === 'undefined' && opts.adapter === undefined && opts.wasmDir === undefined) {
     const soft = await webgpu({ ...opts, adapter: 'swiftshader' }, false).catch(() => null);
     if (soft) {
       if (!warnedFallback) { warnedFallback = true; console.warn('pullback: no hardware WebGPU adapter; using the browser\'s software adapter (slow)'); }
@@ -202,7 +207,7 @@ async function auto(opts: InitOptions): Promise<TensorBackend> {
     warnedFallback = true;
     console.warn(FALLBACK_WARNING + reason);
   }
-  return cpu(opts.threads);
+  return cpu(opts.threads, opts.wasmDir);
 }
 
 /**
@@ -215,7 +220,7 @@ export async function init(opts: InitOptions = {}): Promise<BackendInfo> {
   switch (choice) {
     case 'auto': be = await auto(opts); break;
     case 'webgpu': be = (await webgpu(opts, true))!; break;
-    case 'cpu': be = await cpu(opts.threads); break;
+    case 'cpu': be = await cpu(opts.threads, opts.wasmDir); break;
     case 'reference': be = referenceTensorBackend; break;
     default: {
       const never: never = choice;

@@ -136,6 +136,23 @@ if (missing.length > 0) {
     await page!.screenshot({ path: join(root, 'out/browser/screenshot.png') });
     assert.equal(errors, []);
   });
+
+  test('with ?backend=cpu the page trains on the Wasm SIMD CPU backend, in the browser', async () => {
+    const cpuPage = await browser!.newPage();
+    const cpuErrors: string[] = [];
+    cpuPage.on('pageerror', (e) => cpuErrors.push(`pageerror: ${e.message}`));
+    try {
+      await cpuPage.goto(`${await server!.url}?steps=0&backend=cpu`);
+      const info = await cpuPage.evaluate(() => window.pullbackSample.ready);
+      assert.match(info.backend, /^cpu \(Wasm (relaxed|simd)/);
+      const losses = await cpuPage.evaluate(() => window.pullbackSample.train(20));
+      const mean = (a: number[]) => a.reduce((t, v) => t + v, 0) / a.length;
+      assert.ok(mean(losses.slice(-5)) < mean(losses.slice(0, 5)) * 0.75, `cpu losses ${losses.map((v) => v.toFixed(2))}`);
+      assert.equal(cpuErrors, []);
+    } finally {
+      await cpuPage.close();
+    }
+  });
 }
 
 test.run();
