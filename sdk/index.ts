@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // pullback's public API.
 export { grad, valueAndGrad, vjp, jvp, jacfwd, jacobian, hvp, hessian, stopGradient, differentiable, adjointSource, gradcheck, explain } from './ad/api.js';
+export type { Explanation } from './ad/api.js';
+export { setWasmTapeLimit } from './ad/wasm.js';
 export { checkpoint, tensorsIn, mapTree } from './tensor/ad.js';
 export type { Gradient, Pullback, GradcheckOptions, GradcheckResult } from './ad/api.js';
 export { loadSafetensors, saveSafetensors, SafetensorsError, f32ToF16, f16ToF32, f32ToBf16, bf16ToF32, toF16Bits, fromF16Bits } from './io/index.js';

@@ -32,10 +32,15 @@ export interface TransformResult {
 }
 
 export interface CompilerOptions {
-  /** Lower scalar adjoints to WebAssembly (issue: Wasm lowering). Default true where supported. */
+  /**
+   * Lower scalar adjoints to WebAssembly through AssemblyScript. Off by default (or PULLBACK_WASM=1) while the
+   * Wasm sweeps are slower than the JS adjoint they are printed from.
+   */
   wasm?: boolean;
   /** A tsconfig to resolve imports and types with; without one, defaults suited to ES modules are used. */
   tsConfigFilePath?: string;
+  /** Where compiled Wasm modules are cached by content hash (default node_modules/.cache/pullback, or $PULLBACK_CACHE_DIR). */
+  cacheDir?: string;
 }
 
 export interface Compiler {
@@ -77,6 +82,8 @@ export function transpileToJs(code: string, fileName: string): { code: string; m
 }
 
 export function createCompiler(options: CompilerOptions = {}): Compiler {
+  // Opt-in for now: the Wasm sweeps are correct but still slower than the JS adjoint (see issue 4's note).
+  const wasm = options.wasm ?? (typeof process !== 'undefined' && process.env.PULLBACK_WASM === '1');
   const project = options.tsConfigFilePath
     ? new Project({ tsConfigFilePath: options.tsConfigFilePath, skipAddingFilesFromTsConfig: true })
     : new Project({
@@ -100,7 +107,7 @@ export function createCompiler(options: CompilerOptions = {}): Compiler {
       // Callees in other modules must be visible to the type checker.
       sf.getImportDeclarations().forEach((d) => { try { d.getModuleSpecifierSourceFile(); } catch { /* unresolved: reported by tsc */ } });
       project.resolveSourceFileDependencies();
-      return transformSourceFile(sf);
+      return transformSourceFile(sf, { wasm, cacheDir: options.cacheDir });
     },
   };
 }

@@ -12,6 +12,7 @@ import { normalize } from './passes/normalize.js';
 import { generate } from './passes/reverse.js';
 import { generateTangent } from './passes/forward.js';
 import { generateTensorSweep, isTensorFunction, type TensorHost } from './passes/tensor.js';
+import { lowerToWasm, type WasmCandidate } from './wasm.js';
 import { calleeDeclaration, derivativeTarget, tangentTarget, describe, functionOf, findRule, functionsIn, isMarked, type FnNode } from './passes/select.js';
 
 const AD_OPERATORS = new Set(['grad', 'valueAndGrad', 'vjp', 'jacobian', 'gradcheck']);
@@ -51,15 +52,22 @@ const DD_MARKER = '// ---- pullback: directional derivatives, differentiated aga
  * pipeline on the module with those functions appended, so `f$dd` gets sweeps of its own (reverse over
  * forward). If the second pass fails, the first pass's result stands and second order is unavailable.
  */
-export function transformSourceFile(sf: SourceFile): TransformResult {
+export interface ModuleOptions {
+  /** Lower scalar adjoints to WebAssembly (default true). */
+  wasm?: boolean;
+  /** Where compiled Wasm modules are cached (default node_modules/.cache/pullback). */
+  cacheDir?: string;
+}
+
+export function transformSourceFile(sf: SourceFile, options: ModuleOptions = {}): TransformResult {
   const text = sf.getFullText();
-  const first = transformOnce(sf, !text.includes(DD_MARKER));
+  const first = transformOnce(sf, !text.includes(DD_MARKER), options);
   if (!first.directional.length || first.diagnostics.some((d) => d.category === 'error')) return first.result;
   const combined = `${text.replace(/\s*$/, '\n')}\n${DD_MARKER}\n${first.directional.join('\n\n')}\n`;
   const project = sf.getProject();
   const path = sf.getFilePath();
   const sf2 = project.createSourceFile(path, combined, { overwrite: true });
-  const second = transformOnce(sf2, false);
+  const second = transformOnce(sf2, false, options);
   // The project must hold the file as the user wrote it: other modules are checked against it.
   project.createSourceFile(path, text, { overwrite: true });
   const mine = second.diagnostics.filter((d) => d.start < text.length);
@@ -67,7 +75,9 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
   if (inGenerated.length) {
     // A bug of ours: keep first order, and say so where a function needed the second pass.
     const lost = first.deferred.map((d) => ({ ...d, message: `${d.message}: pullback could not differentiate its generated second-order code (${inGenerated[0]!.message}); please report this` }));
-    return { ...first.result, diagnostics: [...first.result.diagnostics, ...lost], changed: first.result.changed && !lost.length };
+    // The first pass left the Wasm lowering to the second: run it again, first order only, to lower.
+    const kept = options.wasm !== true || lost.length ? first : transformOnce(project.getSourceFileOrThrow(path), false, options);
+    return { ...kept.result, diagnostics: [...kept.result.diagnostics, ...lost], changed: kept.result.changed && !lost.length };
   }
   if (mine.some((d) => d.category === 'error')) return { code: text, changed: false, diagnostics: mine, adjointSource: '', generated: [] };
   const code = second.result.code;
@@ -77,12 +87,12 @@ export function transformSourceFile(sf: SourceFile): TransformResult {
   return { ...second.result, diagnostics: mine, generated, adjointSource };
 }
 
-function transformOnce(sf: SourceFile, directional: boolean) {
-  const { directionalSources, deferred, ...result } = transformWith(sf, directional);
+function transformOnce(sf: SourceFile, directional: boolean, options: ModuleOptions) {
+  const { directionalSources, deferred, ...result } = transformWith(sf, directional, options);
   return { result: result as TransformResult, diagnostics: result.diagnostics, directional: directionalSources, deferred };
 }
 
-function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResult & { directionalSources: string[]; deferred: TransformResult['diagnostics'] } {
+function transformWith(sf: SourceFile, wantDirectional: boolean, options: ModuleOptions): TransformResult & { directionalSources: string[]; deferred: TransformResult['diagnostics'] } {
   const diags = new Diagnostics();
   const directionalSources: string[] = [];
   const text = sf.getFullText();
@@ -180,6 +190,8 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
   const externs = new Map<string, string>();
   const topRegistrations: string[] = [];
   const base = sf.getBaseName();
+  /** Scalar functions whose registration waits for the Wasm lowering of the whole file. */
+  const scalar: (WasmCandidate & { place: (wasm: string) => void })[] = [];
 
   for (const fnNode of marked) {
     const m = describe(fnNode);
@@ -223,12 +235,27 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
     const source = `${sweeps.fwd}\n\n${sweeps.rev}\n\n${tangent}`;
     generated.push(source);
     if (!m.prefix.endsWith('$dd')) readable.push(source);
-    const reg = `$pb.register(${m.ref}, { name: ${JSON.stringify(m.name)}, where: ${JSON.stringify(`${base}:${fn.line}`)}, ` +
+    const reg = (wasm: string) => `$pb.register(${m.ref}, { name: ${JSON.stringify(m.name)}, where: ${JSON.stringify(`${base}:${fn.line}`)}, ` +
       `params: ${JSON.stringify(fn.params.map((p) => p.type))}, returns: ${JSON.stringify(fn.returns)}, ` +
       `fwd: ${m.prefix}$fwd, rev: ${m.prefix}$rev, jvp: ${m.prefix}$jvp, source: ${JSON.stringify(header(m.name, base, fn.line) + source)}` +
-      `${m.method === 'static' ? `, self: ${m.ref.split('.')[0]}` : ''} });`;
-    if (Node.isFunctionDeclaration(fnNode)) topRegistrations.push(reg);
-    else inserts.push({ pos: m.anchor.getEnd(), text: `\n${reg}` });
+      `${m.method === 'static' ? `, self: ${m.ref.split('.')[0]}` : ''}${wasm} });`;
+    const slot = Node.isFunctionDeclaration(fnNode) ? topRegistrations.push('') - 1 : -1;
+    const place = slot >= 0 ? (w: string) => { topRegistrations[slot] = reg(w); } : (w: string) => { inserts.push({ pos: m.anchor.getEnd(), text: `\n${reg(w)}` }); };
+    scalar.push({ fn: norm.fn, norm, fwd: sweeps.fwd, rev: sweeps.rev, method: m.method !== 'none', place });
+  }
+
+  // Wasm: one module for the file, built only by the pass whose result is final (a first pass that found
+  // second-order work is followed by a second pass over the file with the directional derivatives).
+  let wasmTail = '';
+  const wasmFinal = options.wasm === true && !(wantDirectional && (directionalSources.length || nestedRequests.size)) && !diags.hasErrors && scalar.length > 0;
+  const lowering = wasmFinal ? lowerToWasm(scalar, { cacheDir: options.cacheDir, constant: (name) => numericConstant(sf, name) }) : undefined;
+  for (const c of scalar) {
+    const why = lowering?.reasons.get(c.fn.prefix);
+    c.place(options.wasm !== true ? ', reason: "the Wasm lowering is off (opt-in while it is slower than the JS adjoint: wasm: true, --wasm or PULLBACK_WASM=1)"' : !lowering ? '' : why === undefined && lowering.bytes ? `, wasm: { module: $pb$wasm, prefix: ${JSON.stringify(c.fn.prefix)} }` : `, reason: ${JSON.stringify(why ?? 'not lowered')}`);
+  }
+  if (lowering?.bytes) {
+    wasmTail = `/** This module's scalar sweeps compiled to WebAssembly (AssemblyScript, asc -O3). */\n` +
+      `function $pb$wasm(): $pb.ScalarWasmModule { return $pb.wasmModule(${JSON.stringify(base)}, "${Buffer.from(lowering.bytes).toString('base64')}"); }\n`;
   }
 
   for (const [name, { g, a, at }] of nestedRequests) {
@@ -297,7 +324,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean): TransformResul
   for (const ins of inserts.sort((a, b) => b.pos - a.pos)) code = code.slice(0, ins.pos) + ins.text + code.slice(ins.end ?? ins.pos);
   const externDecls = [...externs.keys()].map((k) => `var ${k}: $pb.Adjoint | undefined;`);
   const marker = `// ---- pullback: adjoints generated from ${base}; edit the source, not this ----`;
-  const tail = [`\n${marker}`, ...externDecls, ...generated.map((g) => g + '\n')].join('\n');
+  const tail = [`\n${marker}`, ...externDecls, ...generated.map((g) => g + '\n'), ...(wasmTail ? [wasmTail] : [])].join('\n');
   code = code.replace(/\s*$/, '\n') + tail;
   const ranges: [number, number][] = [];
   for (const m of code.matchAll(/^(import \* as \$pb from 'pullback\/runtime';|\$pb\.register\w*\(.*)$/gm)) ranges.push([m.index!, m.index! + m[0].length]);
@@ -329,6 +356,15 @@ function nestedGradSource(name: string, g: FnNode, a: number): string {
     '  }',
     '  return $out;',
     '}'].join('\n');
+}
+
+/** The value of a module-level `const name = <number>` (what a Wasm sweep may read from module scope). */
+function numericConstant(sf: SourceFile, name: string): number | undefined {
+  const d = sf.getVariableDeclaration(name);
+  const init = d?.getInitializer();
+  if (!d || !init || d.getVariableStatement()?.getDeclarationKind() !== 'const' || d.getVariableStatement()?.getParent() !== sf) return undefined;
+  const text = init.getText().replace(/_/g, '');
+  return /^-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text) ? Number(text) : undefined;
 }
 
 function functionOfIdentifier(id: Node): FnNode | undefined {

@@ -2,7 +2,7 @@
 // The differentiation operators users call. Each looks up the sweeps the transformer generated for `f`.
 import { acquireTape, releaseTape, Tape } from './tape.js';
 import { adjointOf, fw, lookupAdjoint, notTransformed, register, type Adjoint } from './registry.js';
-import { Tensor } from '../tensor/engine.js';
+import { Tensor, currentBackend, hasBackend } from '../tensor/engine.js';
 import { containsTensor, explainTensor, lookupTensor, mapTree, stopGradientTensor, tensorsIn, tensorValueAndGrad, tensorVjp } from '../tensor/ad.js';
 
 type Fn = (...args: any[]) => any;
@@ -73,7 +73,7 @@ function collect(ad: Adjoint, shadows: Float64Array[], single: unknown, t: Tape)
 }
 
 function reverse(ad: Adjoint, self: unknown, args: unknown[], shadows: Float64Array[], seed: unknown, t: Tape): unknown[] {
-  const single = ad.rev.call(self, t, ...args, ...shadows, seed);
+  const single = (ad.js ?? ad).rev.call(self, t, ...args, ...shadows, seed);
   return collect(ad, shadows, single, t);
 }
 
@@ -271,7 +271,8 @@ export function vjp<F extends Fn>(this: unknown, f: F, ...args: Parameters<F>): 
   const fwdShadows = ad.params.flatMap((k, i) => (k === 'arr' ? [new Float64Array((args[i] as ArrayLike<number>).length)] : []));
   // For an instance method: vjp.call(receiver, C.prototype.m, ...args), as with grad's result.
   const self = selfOf(ad, this);
-  const value = ad.fwd.call(self, t, ...args, ...fwdShadows);
+  // The JS sweeps even where Wasm ones exist: the pullback may run any number of times, at any later moment.
+  const value = (ad.js ?? ad).fwd.call(self, t, ...args, ...fwdShadows);
   const sp = t.sp, rp = t.rp;
   const outLen = ad.returns === 'arr' ? (value as ArrayLike<number>).length : 0;
   // A reverse sweep rewinds the arrays it restores element by element to their state before the forward
@@ -399,11 +400,33 @@ export function adjointSource(f: Fn): string {
   return adjointOf(f).source;
 }
 
-/** How `f` is differentiated: generated code (scalar or tensor) or the eager tape, and why. */
-export function explain(f: Fn): string {
+/** What `explain(f)` returns: the backend that runs f's gradient, why when it is not the fast one, and a sentence. */
+export interface Explanation {
+  backend: 'wasm' | 'js' | 'webgpu';
+  reason?: string;
+  /** The sentence: `String(explain(f))`. */
+  toString(): string;
+}
+
+/**
+ * How `f` is differentiated: which backend runs its gradient (`'wasm'` for scalar functions compiled to
+ * WebAssembly, `'js'` for scalar functions on their JS sweeps, and for tensor code the
+ * current tensor backend: `'webgpu'`, `'wasm'` for the CPU kernels, `'js'` for the reference), why, and a sentence saying so.
+ * @example
+ *   const e = explain(rosenbrock);
+ *   e.backend; // 'wasm'
+ *   String(e); // 'rosenbrock (model.ts:3) is differentiated by the scalar sweeps pullback generated at build time (wasm)...'
+ */
+export function explain(f: Fn): Explanation {
   const ad = lookupAdjoint(f);
-  if (ad) return `${ad.name} (${ad.where}) is differentiated by the scalar sweeps pullback generated at build time (${ad.backend}${ad.reason ? `: ${ad.reason}` : ''}); adjointSource(${ad.name}) shows them.`;
-  return explainTensor(f);
+  if (ad) {
+    const text = `${ad.name} (${ad.where}) is differentiated by the scalar sweeps pullback generated at build time (${ad.backend}${ad.reason ? `: ${ad.reason}` : ''}); adjointSource(${ad.name}) shows them.`;
+    return { backend: ad.backend, ...(ad.reason ? { reason: ad.reason } : {}), toString: () => text };
+  }
+  const text = explainTensor(f);
+  // Tensor code runs on the current tensor backend: WebGPU, the Wasm SIMD kernels ('cpu') or the f64 reference.
+  const name = hasBackend() ? currentBackend().name : 'reference';
+  return { backend: name === 'webgpu' ? 'webgpu' : name === 'cpu' ? 'wasm' : 'js', toString: () => text };
 }
 
 /** grad and valueAndGrad over tensors: the generated pullbacks when f was transformed, the eager tape otherwise. */

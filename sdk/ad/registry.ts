@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Where generated code registers each differentiable function's sweeps, keyed by the function object.
 import type { Tape } from './tape.js';
+import { wasmSweeps, type ScalarWasmModule } from './wasm.js';
 
 export type ParamKind = 'num' | 'arr';
 
@@ -24,7 +25,16 @@ export interface Adjoint {
   self?: unknown;
   /** Which gradient backend runs (see `explain`). */
   backend: 'js' | 'wasm';
+  /** Why a scalar function stays on the JS sweeps (when the transformer or the runtime knows). */
   reason?: string;
+  /** The JS sweeps, kept beside Wasm ones: vjp's pullback may run more than once, which they allow. */
+  js?: { fwd: Adjoint['fwd']; rev: Adjoint['rev'] };
+}
+
+/** How generated code asks for the Wasm sweeps: the module of its file, and the function's generated prefix. */
+export interface WasmRequest {
+  module: () => ScalarWasmModule;
+  prefix: string;
 }
 
 const table = new WeakMap<Function, Adjoint>();
@@ -63,9 +73,19 @@ export function tangentOf(f: Function): (...xs: any[]) => any {
   };
 }
 
-export function register(f: Function, a: Omit<Adjoint, 'backend'> & { backend?: 'js' | 'wasm' }): void {
+export function register(f: Function, a: Omit<Adjoint, 'backend'> & { backend?: 'js' | 'wasm'; wasm?: WasmRequest }): void {
   if (table.has(f)) throw new Error(`pullback: ${a.name} (${a.where}) is registered twice`);
-  table.set(f, { backend: 'js', ...a, ...(tangentRules.has(f) ? { jvp: tangentOf(f) } : {}) });
+  const { wasm, ...rest } = a;
+  const entry: Adjoint = { backend: 'js', ...rest, ...(tangentRules.has(f) ? { jvp: tangentOf(f) } : {}) };
+  if (wasm) {
+    const m = wasm.module();
+    if (m.error) entry.reason = m.error;
+    else {
+      entry.js = { fwd: entry.fwd, rev: entry.rev };
+      Object.assign(entry, wasmSweeps(m, wasm.prefix, a.name, a.params), { backend: 'wasm', reason: undefined });
+    }
+  }
+  table.set(f, entry);
 }
 
 export function lookupAdjoint(f: Function): Adjoint | undefined {

@@ -40,7 +40,7 @@ test('--help prints the usage and exits 0', async () => {
   const { code, out } = await cli(['--help']);
   assert.is(code, 0);
   assert.is(out, USAGE);
-  assert.match(USAGE, 'pullback compile <files or folders...> --outDir <dir> [--emit-adjoint] [--no-wasm]');
+  assert.match(USAGE, 'pullback compile <files or folders...> --outDir <dir> [--emit-adjoint] [--wasm]');
 });
 
 test('usage errors exit 2 and say what is wrong', async () => {
@@ -61,7 +61,7 @@ test('usage errors exit 2 and say what is wrong', async () => {
   assert.not.ok(existsSync(join(ws, 'o')));
 });
 
-test('one compiler for all inputs; --no-wasm reaches it', async () => {
+test('one compiler for all inputs; --no-wasm and --wasm reach it', async () => {
   const s = spy();
   const { code } = await viaCli(ws, ['compile', 'fixture/src', '--outDir', 'out-spy', '--no-wasm'], s.make);
   assert.is(code, 0);
@@ -70,6 +70,9 @@ test('one compiler for all inputs; --no-wasm reaches it', async () => {
   const plain = spy();
   await viaCli(ws, ['compile', 'fixture/src/main.ts', '--outDir', 'out-spy2'], plain.make);
   assert.equal(plain.made, [{ wasm: undefined }]);
+  const on = spy();
+  await viaCli(ws, ['compile', 'fixture/src/main.ts', '--outDir', 'out-spy3', '--wasm'], on.make);
+  assert.equal(on.made, [{ wasm: true }]);
 });
 
 test('files from several folders keep their layout below the common folder', async () => {

@@ -7,7 +7,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createCompiler, transpileToJs, formatDiagnostic, type TransformResult } from '../../transformer/compiler.js';
 
 export const root = fileURLToPath(new URL('../../..', import.meta.url));
-const compiler = createCompiler();
+// Without the Wasm lowering: these tests pin the JS adjoints, and asc's seconds per file would add up;
+// test/wasm/ runs every scalar program through the Wasm path and compares it with these.
+const compiler = createCompiler({ wasm: false });
 
 export function transformProgram(rel: string, text?: string): TransformResult {
   return compiler.transform(join(root, rel), text);

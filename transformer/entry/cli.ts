@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// `pullback compile <files or folders> --outDir <dir> [--emit-adjoint] [--no-wasm]`: one ES module .js
+// `pullback compile <files or folders> --outDir <dir> [--emit-adjoint] [--wasm]`: one ES module .js
 // (with its source map) per input .ts, laid out under outDir as the inputs are laid out under their
 // common folder. All inputs go through ONE compiler, so a marked function imported from another
 // input is seen with its types. Diagnostics print as file:line:col; any error makes the exit status 1.
@@ -10,7 +10,7 @@ import { ts } from 'ts-morph';
 import { createCompiler, formatDiagnostic, transpileToJs, type CompilerOptions, type Compiler } from '../compiler.js';
 import { errorsOf, isRelativeSpecifier, isTsSource, tsFileFor } from './shared.js';
 
-export const USAGE = `Usage: pullback compile <files or folders...> --outDir <dir> [--emit-adjoint] [--no-wasm]
+export const USAGE = `Usage: pullback compile <files or folders...> --outDir <dir> [--emit-adjoint] [--wasm]
 
 Differentiates every @differentiable function in the given TypeScript files (folders are searched
 for .ts files, skipping node_modules) and writes one ES module .js per input under <dir>.
@@ -18,7 +18,7 @@ for .ts files, skipping node_modules) and writes one ES module .js per input und
 Options:
   --outDir <dir>    where the .js files go (the inputs' folder structure is kept)
   --emit-adjoint    also write the generated adjoints as <name>.adjoint.ts next to each .js
-  --no-wasm         do not lower adjoints to WebAssembly
+  --wasm            also lower scalar adjoints to WebAssembly (opt-in; --no-wasm: off, the default)
   -h, --help        print this help
 `;
 
@@ -44,7 +44,7 @@ export async function main(args: string[], io: CliIo = defaultIo): Promise<numbe
     parsed = parseArgs({
       args, allowPositionals: true, strict: true,
       options: {
-        outDir: { type: 'string' }, 'emit-adjoint': { type: 'boolean' }, 'no-wasm': { type: 'boolean' },
+        outDir: { type: 'string' }, 'emit-adjoint': { type: 'boolean' }, wasm: { type: 'boolean' }, 'no-wasm': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -70,7 +70,7 @@ export async function main(args: string[], io: CliIo = defaultIo): Promise<numbe
     io.err(`pullback: ${(e as Error).message}\n`);
     return 2;
   }
-  const compiler = io.createCompiler({ wasm: values['no-wasm'] ? false : undefined });
+  const compiler = io.createCompiler({ wasm: values.wasm ? true : values['no-wasm'] ? false : undefined });
   return compile(files, commonDir(files), outDir, compiler, Boolean(values['emit-adjoint']), io);
 }
 

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+// The JS side of the Wasm scalar adjoints: instantiates the module a transformed file embeds, and wraps
+// each function's exported sweeps as `fwd($t, ...args, ...shadows)` / `rev($t, ...args, ...shadows, seed)`,
+// the signatures of the JS sweeps, so that grad, valueAndGrad, gradcheck and JS callers in other modules use
+// them unchanged. The calling convention is described in runtime-wasm/scalar/support.as.ts.
+//
+// Each forward sweep takes a frame (its own tape and argument copies in linear memory) and pushes the
+// frame's number on the JS tape; the matching reverse sweep pops it, so nested and interleaved gradients
+// (a gradient inside a custom derivative, a JS caller running two Wasm callees) never share state.
+import type { Tape } from './tape.js';
+
+type Exports = Record<string, any> & { memory: WebAssembly.Memory };
+
+/** A Wasm tape holds at most this many values (8 bytes each) unless `setWasmTapeLimit` says otherwise. */
+export const WASM_TAPE_LIMIT = 1 << 26;
+let tapeLimit = WASM_TAPE_LIMIT;
+const live: ScalarWasmModule[] = [];
+const byBytes = new Map<string, ScalarWasmModule>();
+
+/** Thrown by the module's `abort` import; turned into a sentence that names the function by the glue. */
+class WasmAbort extends Error {}
+
+export class ScalarWasmModule {
+  readonly exports?: Exports;
+  /** Why the module could not be instantiated here (the functions then stay on JS). */
+  readonly error?: string;
+  private stageView = new Float64Array(0);
+  private stageCap = 0;
+  private free: number[] = [];
+  private next = 0;
+  private inUse = 0;
+  private calls = 0;
+
+  constructor(readonly file: string, base64: string) {
+    try {
+      const bytes = decode(base64);
+      const memory = () => this.exports!.memory;
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+        env: {
+          abort(msg: number, file: number, line: number, col: number) {
+            throw new WasmAbort(`${readString(memory(), msg)} (${readString(memory(), file)}:${line}:${col})`);
+          },
+        },
+      });
+      this.exports = instance.exports as Exports;
+      this.exports.$setLimit(tapeLimit);
+      live.push(this);
+    } catch (e) {
+      this.error = `its Wasm module could not be instantiated here (${(e as Error).message})`;
+    }
+  }
+
+  /** The staging buffer, with room for n values. */
+  stage(n: number): Float64Array {
+    const mem = this.exports!.memory;
+    if (n > this.stageCap || this.stageView.buffer !== mem.buffer) {
+      const cap = Math.max(n, this.stageCap);
+      const ptr = this.exports!.$stagePtr(cap) as number;
+      this.stageCap = cap;
+      this.stageView = new Float64Array(mem.buffer, ptr, cap);
+    }
+    return this.stageView;
+  }
+
+  take(): number {
+    this.inUse++;
+    return this.free.pop() ?? this.next++;
+  }
+
+  release(id: number): void {
+    this.inUse--;
+    this.free.push(id);
+    // The minimal AssemblyScript runtime collects only when asked, and only between calls.
+    if (this.inUse === 0 && (++this.calls & 63) === 0) this.exports!.__collect();
+  }
+
+  failure(e: unknown, name: string): unknown {
+    if (e instanceof WasmAbort) {
+      if (e.message.startsWith('pullback:tape-full')) {
+        return new Error(`pullback: the Wasm tape of ${name} is full (${this.exports!.$fullLength()} values recorded, limit ${tapeLimit}). ` +
+          'The forward sweep records one value per overwritten variable per iteration: reduce the trip count, raise the limit ' +
+          'with setWasmTapeLimit, or split the computation and chain the pullbacks with vjp.');
+      }
+      return new Error(`pullback: the Wasm adjoint of ${name} stopped: ${e.message}. The JS adjoint reads such an element as NaN; ` +
+        'fix the index, or build with wasm: false to compare.');
+    }
+    if (e instanceof WebAssembly.RuntimeError) return new Error(`pullback: the Wasm adjoint of ${name} failed: ${e.message} (linear memory exhausted?)`);
+    return e;
+  }
+}
+
+/** The module of a transformed file (generated code calls this once per file). */
+export function wasmModule(file: string, base64: string): ScalarWasmModule {
+  let m = byBytes.get(base64);
+  if (!m) byBytes.set(base64, (m = new ScalarWasmModule(file, base64)));
+  return m;
+}
+
+/** Sets the number of values a Wasm tape may hold (all modules, present and future). */
+export function setWasmTapeLimit(values: number): void {
+  if (!Number.isInteger(values) || values < 1024 || values > 1 << 26) throw new Error(`pullback: the Wasm tape limit must be an integer between 1024 and 2^26 values (512 MiB), got ${values}`);
+  tapeLimit = values;
+  for (const m of live) m.exports!.$setLimit(values);
+}
+
+type Sweep = (this: unknown, t: Tape, ...args: any[]) => any;
+
+/** fwd/rev over module `m`'s exports for the function generated with `prefix`. */
+export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, params: readonly ('num' | 'arr')[]): { fwd: Sweep; rev: Sweep } {
+  const F = m.exports![`${prefix}$fwd$w`] as (...xs: number[]) => number;
+  const R = m.exports![`${prefix}$rev$w`] as (...xs: number[]) => number;
+  if (typeof F !== 'function' || typeof R !== 'function') throw new Error(`pullback internal error: the Wasm module of ${m.file} has no sweeps for ${name}`);
+  const arr: number[] = [], num: number[] = [];
+  params.forEach((k, i) => (k === 'arr' ? arr : num).push(i));
+  const nA = arr.length, nN = num.length, nP = params.length;
+  const fa = new Array<number>(1 + nA + nN);
+  const ra = new Array<number>(2 + nN);
+  function fwd(this: unknown, t: Tape): number {
+    let total = nN > 1 ? nN : 0;
+    for (let j = 0; j < nA; j++) total += (arguments[1 + arr[j]!] as ArrayLike<number>).length;
+    const stage = m.stage(total);
+    const id = m.take();
+    fa[0] = id;
+    let off = 0;
+    for (let j = 0; j < nA; j++) {
+      const x = arguments[1 + arr[j]!] as Float64Array | number[];
+      stage.set(x, off);
+      off += x.length;
+      fa[1 + j] = x.length;
+    }
+    for (let j = 0; j < nN; j++) fa[1 + nA + j] = arguments[1 + num[j]!];
+    let v: number;
+    try {
+      v = F.apply(null, fa);
+    } catch (e) {
+      m.release(id);
+      throw m.failure(e, name);
+    }
+    t.push(id);
+    return v;
+  }
+  function rev(this: unknown, t: Tape): number | undefined {
+    const id = t.pop();
+    ra[0] = id;
+    for (let j = 0; j < nN; j++) ra[1 + j] = arguments[1 + num[j]!];
+    ra[1 + nN] = arguments[1 + nP + nA];
+    let r: number;
+    try {
+      r = R.apply(null, ra);
+    } catch (e) {
+      m.release(id);
+      throw m.failure(e, name);
+    }
+    const stage = m.stage(0);
+    let off = 0;
+    for (let j = 0; j < nA; j++) {
+      const len = (arguments[1 + arr[j]!] as ArrayLike<number>).length;
+      const s = arguments[1 + nP + j] as Float64Array;
+      const n = Math.min(len, s.length);
+      for (let k = 0; k < n; k++) s[k]! += stage[off + k]!;
+      off += len;
+    }
+    if (nN > 1) for (let j = 0; j < nN; j++) t.d[j] = stage[off + j]!;
+    m.release(id);
+    return nN === 1 ? r : undefined;
+  }
+  return { fwd, rev };
+}
+
+function decode(base64: string): Uint8Array<ArrayBuffer> {
+  const B = (globalThis as { Buffer?: { from(s: string, enc: string): Uint8Array<ArrayBuffer> } }).Buffer;
+  if (B) return B.from(base64, 'base64');
+  const s = atob(base64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** An AssemblyScript string (UTF-16, byte length in the header word before it). */
+function readString(memory: WebAssembly.Memory, ptr: number): string {
+  if (!ptr) return '';
+  const len = new Uint32Array(memory.buffer, ptr - 4, 1)[0]! >>> 1;
+  let s = '';
+  const u = new Uint16Array(memory.buffer, ptr, len);
+  for (let i = 0; i < len; i++) s += String.fromCharCode(u[i]!);
+  return s;
+}

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+// explain(f) for Wasm-backed and JS-backed scalar functions, tape growth and the tape limit on Wasm,
+// re-entrancy, and the transform-time cache (an unchanged file does not run asc again).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { grad, valueAndGrad, gradcheck, explain, setWasmTapeLimit } from '../../sdk/index.js';
+import { WASM_TAPE_LIMIT } from '../../sdk/ad/wasm.js';
+import { createCompiler } from '../../transformer/compiler.js';
+import { wasmStats } from '../../transformer/wasm.js';
+import { root } from '../support/compile.js';
+import { adjoint, loadWasm, relativeError, sweepOnce } from './support.js';
+
+const file = 'test/programs/wasm/subset.ts';
+const m = await loadWasm(file);
+
+test('functions in the subset run on Wasm, and explain says so', () => {
+  for (const f of [m.inSubset, m.damped, m.longLoop]) {
+    const e = explain(f);
+    assert.is(e.backend, 'wasm', String(e));
+    assert.is(e.reason, undefined);
+    assert.match(String(e), /generated at build time \(wasm\)/);
+  }
+});
+
+test('functions outside the subset stay on JS, and explain says why', () => {
+  const why: [(...a: any[]) => any, RegExp][] = [
+    [m.logs, /runs `console\.log\(x\);`, which only JavaScript can run/],
+    [m.throws, /runs `throw new Error\('negative'\);`/],
+    [m.usesRule, /calls softplus, which has no Wasm build/],
+    [m.returnsArray, /returns an array/],
+    [m.readsMutable, /reads `counter` from outside the function/],
+    [m.callsJsOnly, /calls usesRule, which stays on JS/],
+    [m.outer, /calls wrapped, which has no Wasm build/],
+  ];
+  for (const [f, re] of why) {
+    const e = explain(f);
+    assert.is(e.backend, 'js', `${f.name}: ${String(e)}`);
+    assert.match(e.reason ?? '', re, f.name);
+    assert.ok(String(e).includes(e.reason!), 'the sentence carries the reason');
+  }
+});
+
+test('Wasm gradients match the JS sweeps and finite differences', () => {
+  const x = Float64Array.from([0.3, -0.7, 0.2, 0.9]);
+  const ad = adjoint(m.inSubset)!;
+  assert.ok(relativeError(sweepOnce(ad, ad, [x, 0.4]), sweepOnce(ad, ad.js!, [x, 0.4])) <= 1e-12);
+  const r = gradcheck(m.inSubset, [x, 0.4] as never, { argnums: [0, 1], tolerance: 1e-6 });
+  assert.ok(r.ok, `max error ${r.maxError}`);
+  const [v, g] = valueAndGrad(m.damped)(0.8) as [number, number];
+  assert.ok(Math.abs(v - 0.8 * Math.exp(-0.8)) < 1e-15);
+  assert.ok(Math.abs(g - Math.exp(-0.8) * (1 - 0.8)) < 1e-15);
+});
+
+test('tape growth: a loop of a million iterations', () => {
+  const ad = adjoint(m.longLoop)!;
+  const args = [0.3, 1_000_000];
+  const w = sweepOnce(ad, ad, args), j = sweepOnce(ad, ad.js!, args);
+  assert.ok(relativeError(w, j) <= 1e-12, `${JSON.stringify(w)} vs ${JSON.stringify(j)}`);
+  assert.is(grad(m.longLoop)(0.3, 1_000_000), j[1]![0]);
+});
+
+test('the tape limit gives a clear Error, and the module works again after it', () => {
+  setWasmTapeLimit(4096);
+  try {
+    assert.throws(() => grad(m.longLoop)(0.3, 10_000), /the Wasm tape of longLoop is full \(4096 values recorded, limit 4096\).*setWasmTapeLimit/);
+    assert.ok(Number.isFinite(grad(m.longLoop)(0.3, 1000)), 'a call within the limit still works');
+  } finally {
+    setWasmTapeLimit(WASM_TAPE_LIMIT);
+  }
+  assert.throws(() => setWasmTapeLimit(1), /between 1024 and 2\^26/);
+  const ad = adjoint(m.longLoop)!;
+  assert.ok(relativeError(sweepOnce(ad, ad, [0.3, 10_000]), sweepOnce(ad, ad.js!, [0.3, 10_000])) <= 1e-12);
+});
+
+test('re-entrancy: a Wasm gradient taken inside a custom derivative', () => {
+  // outer = 2·wrapped(x) + longLoop(x, 3); wrapped's rule calls grad(longLoop) on Wasm during outer's reverse sweep.
+  const g = grad(m.outer)(0.7) as number;
+  const jsLongLoop = (x: number, n: number) => { const ad = adjoint(m.longLoop)!; return sweepOnce(ad, ad.js!, [x, n])[1]![0]!; };
+  const want = 2 * jsLongLoop(0.7, 10) + jsLongLoop(0.7, 3);
+  assert.ok(Math.abs(g - want) <= 1e-12 * Math.abs(want), `${g} vs ${want}`);
+});
+
+test('transform-time cache: transforming an unchanged file again does not run asc', () => {
+  const before = { ...wasmStats };
+  const again = createCompiler({ wasm: true }).transform(`${root}/${file}`);
+  assert.is(wasmStats.ascRuns, before.ascRuns, 'asc ran again');
+  assert.is(wasmStats.cacheHits, before.cacheHits + 1);
+  assert.ok(again.code.includes('function $pb$wasm()'));
+});
+
+test('wasm: false turns the lowering off, with the reason in the registration', () => {
+  const before = { ...wasmStats };
+  const off = createCompiler({ wasm: false }).transform(`${root}/${file}`);
+  assert.not.ok(off.code.includes('$pb$wasm'));
+  assert.match(off.code, /reason: "the Wasm lowering is off \(opt-in while it is slower than the JS adjoint: wasm: true, --wasm or PULLBACK_WASM=1\)"/);
+  assert.equal({ ...wasmStats }, before);
+});
+
+test.run();

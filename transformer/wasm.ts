@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+// One source file's scalar adjoints as one WebAssembly module: AssemblyScript printed by
+// passes/assemblyscript.ts, compiled by asc -O3 in a child process (the transformer's entry points are
+// synchronous, asc's API is not), cached by content hash so that an unchanged file is never recompiled.
+// Whatever goes wrong here leaves the functions on their JS adjoints, with the reason for `explain(f)`:
+// Wasm never fails a user's build.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Fn } from './ir.js';
+import { NotLowerable, asName, primalSource, toAssemblyScript } from './passes/assemblyscript.js';
+import type { Normalized } from './passes/normalize.js';
+
+export interface WasmCandidate {
+  fn: Fn;
+  norm: Normalized;
+  /** The JS printer's forward and reverse sweeps (TypeScript text). */
+  fwd: string;
+  rev: string;
+  /** A method (static or instance): stays on JS. */
+  method: boolean;
+}
+
+export interface WasmOptions {
+  /** Where compiled modules are kept, keyed by content hash. */
+  cacheDir?: string;
+  /** Module-level numeric constants the functions read: name -> value. */
+  constant(name: string): number | undefined;
+}
+
+export interface WasmLowering {
+  /** The module, when at least one function lowered and asc succeeded. */
+  bytes?: Uint8Array;
+  /** Per function prefix: undefined when it runs on Wasm, else why it stays on JS. */
+  reasons: Map<string, string | undefined>;
+}
+
+/** Counters for tests and for the curious: how often asc really ran, and how often the cache answered. */
+export const wasmStats = { ascRuns: 0, cacheHits: 0 };
+
+const supportPath = fileURLToPath(new URL('../../runtime-wasm/scalar/support.as.ts', import.meta.url));
+const runnerPath = fileURLToPath(new URL('./asc-run.js', import.meta.url));
+const ASC_FLAGS = ['-O3', '--runtime', 'minimal', '--exportRuntime'];
+
+/**
+ * node_modules/.cache/pullback of the project pullback is installed in (of this repository, when it is the
+ * project), wherever the build runs from: every entry point and every working directory share one cache.
+ */
+export function defaultCacheDir(): string {
+  if (process.env.PULLBACK_CACHE_DIR) return process.env.PULLBACK_CACHE_DIR;
+  const pkg = fileURLToPath(new URL('../../', import.meta.url));
+  const parent = dirname(pkg);
+  return basename(parent) === 'node_modules' ? join(parent, '.cache', 'pullback') : join(pkg, 'node_modules', '.cache', 'pullback');
+}
+
+/** The AssemblyScript text of a file's lowerable functions, with the reason each other one stays on JS. */
+export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { source: string; reasons: Map<string, string | undefined> } {
+  const reasons = new Map<string, string | undefined>();
+  const functions = new Set<string>();
+  const owner = new Map<string, string>();
+  for (const c of cands) for (const name of [c.fn.prefix, `${c.fn.prefix}$fwd`, `${c.fn.prefix}$rev`]) { functions.add(name); owner.set(name, c.fn.prefix); }
+  const printed = new Map<string, { text: string; calls: Set<string>; constants: Map<string, number> }>();
+  for (const c of cands) {
+    const why = precheck(c);
+    if (why) { reasons.set(c.fn.prefix, why); continue; }
+    try {
+      const r = toAssemblyScript(`${primalSource(c.norm)}\n\n${c.fwd}\n\n${c.rev}`, { functions, constant: opts.constant });
+      printed.set(c.fn.prefix, r);
+      reasons.set(c.fn.prefix, undefined);
+    } catch (e) {
+      if (!(e instanceof NotLowerable)) throw e;
+      reasons.set(c.fn.prefix, e.message);
+    }
+  }
+  // A function lowers only when everything it calls does.
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const [p, r] of printed) {
+      const bad = [...r.calls].map((f) => owner.get(f)!).find((q) => q !== p && !printed.has(q));
+      if (bad === undefined) continue;
+      printed.delete(p);
+      reasons.set(p, `it calls ${bad}, which stays on JS`);
+      changed = true;
+    }
+  }
+  if (!printed.size) return { source: '', reasons };
+  const constants = new Map<string, number>();
+  for (const r of printed.values()) for (const [k, v] of r.constants) constants.set(k, v);
+  const parts = [
+    readFileSync(supportPath, 'utf8'),
+    '// ---- constants of the module ----',
+    ...[...constants].map(([k, v]) => `const ${asName(k)}: f64 = ${Number.isFinite(v) ? (Number.isInteger(v) ? `${v}.0` : String(v)) : String(v)};`),
+  ];
+  for (const c of cands) {
+    const r = printed.get(c.fn.prefix);
+    if (r) parts.push(`// ---- ${c.fn.name} (${c.fn.file.split('/').pop()}:${c.fn.line}) ----`, r.text, wrappers(c.fn));
+  }
+  return { source: parts.join('\n\n') + '\n', reasons };
+}
+
+/** What the printer could accept but the glue cannot. */
+function precheck(c: WasmCandidate): string | undefined {
+  if (c.method) return 'methods stay on the JS adjoint for now';
+  if (c.fn.usesThis) return 'it uses `this`';
+  if (c.fn.returns !== 'num') return 'it returns an array: array-valued functions stay on the JS adjoint for now';
+  if (c.fn.params.filter((p) => p.type === 'num').length > 64) return 'it has more than 64 number parameters';
+  if (c.fn.params.some((p) => p.type === 'bool')) return 'it takes a boolean parameter';
+  // The Wasm sweeps work on copies of the array arguments: a function that writes into an argument (or an
+  // alias of one) would not change the caller's array as the JS adjoint does.
+  const fromParam = new Set(c.fn.params.filter((p) => p.type === 'arr').map((p) => p.name));
+  let stores = '';
+  for (let grew = true; grew;) {
+    grew = false;
+    const visit = (ss: Normalized['body']) => {
+      for (const s of ss) {
+        if ((s.k === 'decl' || s.k === 'assign') && !fromParam.has(s.name)) {
+          const e = s.k === 'decl' ? s.init : s.value;
+          const src = e?.k === 'var' ? e.name : e?.k === 'view' && e.arr.k === 'var' ? e.arr.name : undefined;
+          if (src && fromParam.has(src)) { fromParam.add(s.name); grew = true; }
+        }
+        if (s.k === 'store' && fromParam.has(s.arr)) stores ||= s.src.text;
+        if (s.k === 'if') { visit(s.then); visit(s.else); }
+        if (s.k === 'loop') { visit(s.init); visit(s.body); visit(s.update); }
+      }
+    };
+    visit(c.norm.body);
+  }
+  return stores ? `it writes into an array argument (\`${stores}\`); the Wasm sweeps work on copies` : undefined;
+}
+
+/** The exported entry points of one function, in the calling convention of support.as.ts. */
+function wrappers(fn: Fn): string {
+  const arrs = fn.params.map((p, i) => ({ p, i })).filter(({ p }) => p.type === 'arr');
+  const nums = fn.params.filter((p) => p.type === 'num');
+  const numSig = nums.map((_, j) => `n${j}: f64`);
+  const args = fn.params.map((p, i) => (p.type === 'arr' ? `a${i}` : `n${nums.indexOf(p)}`));
+  const shadows = arrs.map(({ i }) => `s${i}`);
+  const fwd = [
+    `export function ${fn.prefix}$fwd$w(${['id: i32', ...arrs.map(({ i }) => `len${i}: i32`), ...numSig].join(', ')}): f64 {`,
+    '  const fr = $frame(id);',
+    '  let off = 0;',
+    ...arrs.flatMap(({ i }, j) => [`  const a${i} = $in(fr, ${2 * j}, len${i}, off);`, `  off += len${i};`, `  const s${i} = $zero(fr, ${2 * j + 1}, len${i});`]),
+    `  return ${asName(`${fn.prefix}$fwd`)}(${['fr.tape', ...args, ...shadows].join(', ')});`,
+    '}',
+  ];
+  const rev = [
+    `export function ${fn.prefix}$rev$w(${['id: i32', ...numSig, 'seed: f64'].join(', ')}): f64 {`,
+    '  const fr = $frameAt(id);',
+    ...arrs.flatMap(({ i }, j) => [`  const a${i} = unchecked(fr.slots[${2 * j}]);`, `  const s${i} = unchecked(fr.slots[${2 * j + 1}]);`]),
+    `  ${nums.length === 1 ? 'const r = ' : ''}${asName(`${fn.prefix}$rev`)}(${['fr.tape', ...args, ...shadows, 'seed'].join(', ')});`,
+    '  let off = 0;',
+    ...arrs.map(({ i }) => `  off = $out(s${i}, off);`),
+    ...(nums.length > 1 ? [`  $outD(fr.tape, ${nums.length}, off);`] : []),
+    `  return ${nums.length === 1 ? 'r' : '0.0'};`,
+    '}',
+  ];
+  return [...fwd, '', ...rev].join('\n');
+}
+
+/** Compiles a file's functions to Wasm (or takes them from the cache). Never throws for the user's code. */
+export function lowerToWasm(cands: WasmCandidate[], opts: WasmOptions): WasmLowering {
+  const { source, reasons } = assemblyScriptOf(cands, opts);
+  if (!source) return { reasons };
+  const failAll = (why: string): WasmLowering => {
+    for (const [p, r] of reasons) if (r === undefined) reasons.set(p, why);
+    return { reasons };
+  };
+  const ascVersion = ascVersionOf();
+  if (!ascVersion) return failAll('assemblyscript is not installed (npm i -D assemblyscript enables the Wasm adjoints)');
+  const hash = createHash('sha256').update(source).update('\0').update(ASC_FLAGS.join(' ')).update('\0').update(ascVersion).digest('hex').slice(0, 32);
+  const dir = opts.cacheDir ?? defaultCacheDir();
+  const wasmPath = join(dir, `${hash}.wasm`);
+  if (existsSync(wasmPath)) {
+    wasmStats.cacheHits++;
+    return { bytes: new Uint8Array(readFileSync(wasmPath)), reasons };
+  }
+  try {
+    mkdirSync(dir, { recursive: true });
+    const tmp = `${process.pid}-${Date.now()}`;
+    const input = join(dir, `${hash}.ts`);
+    writeFileSync(`${input}.${tmp}`, source);
+    renameSync(`${input}.${tmp}`, input);
+    wasmStats.ascRuns++;
+    const r = spawnSync(process.execPath, [runnerPath, input, `${wasmPath}.${tmp}`, ...ASC_FLAGS], { encoding: 'utf8', timeout: 120_000 });
+    if (r.status !== 0) {
+      const log = `${r.stderr ?? ''}${r.stdout ?? ''}${r.error ? r.error.message : ''}`;
+      const first = /ERROR[^\n]*\n[^\n]*\n[^\n]*/.exec(log)?.[0] ?? log.trim().split('\n').slice(0, 3).join(' ');
+      return failAll(`asc could not compile the generated AssemblyScript (${first.replace(/\s+/g, ' ').slice(0, 300)}); the source is in ${input}`);
+    }
+    renameSync(`${wasmPath}.${tmp}`, wasmPath);
+    return { bytes: new Uint8Array(readFileSync(wasmPath)), reasons };
+  } catch (e) {
+    return failAll(`the Wasm build failed: ${(e as Error).message}`);
+  }
+}
+
+let ascVersionCache: string | null | undefined;
+function ascVersionOf(): string | null {
+  if (ascVersionCache !== undefined) return ascVersionCache;
+  try {
+    ascVersionCache = String((createRequire(import.meta.url)('assemblyscript/package.json') as { version: string }).version);
+  } catch {
+    ascVersionCache = null; // not installed: the functions stay on JS, and explain says why
+  }
+  return ascVersionCache;
+}
