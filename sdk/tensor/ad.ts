@@ -257,8 +257,17 @@ function runForward(f: Function, self: unknown, args: unknown[], s: Session): { 
 
 const nameOf = (f: Function): string => table.get(f)?.name ?? (f.name || 'the function');
 
+/** A gradient taken while another is being recorded would take over the outer one's marks: refuse, clearly. */
+function noNesting(f: Function): void {
+  if (currentSession()) {
+    throw new Error(`pullback: grad/vjp of ${nameOf(f)} was called while another tensor gradient is being computed; ` +
+      'nested differentiation of tensor functions is not supported yet: compute the inner gradient outside');
+  }
+}
+
 /** Runs f, seeds the cotangent of its scalar result with 1 and returns the value and the gradients of `argnums`. */
 export function tensorValueAndGrad(f: Function, self: unknown, args: unknown[], argnums: readonly number[], opts: { seed?: number } = {}): TensorGradResult {
+  noNesting(f);
   const s = new Session();
   for (const i of argnums) {
     if (i < 0 || i >= args.length) throw new Error(`pullback: argnums ${i} is out of range: ${nameOf(f)} was called with ${args.length} arguments`);
@@ -292,6 +301,7 @@ export function tensorValueAndGrad(f: Function, self: unknown, args: unknown[], 
 
 /** vjp for tensor functions: `[value, pullback]`; pullback(cotangent) returns the gradients of every argument (a tree per argument; undefined where it holds no Tensor). It runs once. */
 export function tensorVjp(f: Function, self: unknown, args: unknown[], argnums?: readonly number[]): [unknown, (ct: unknown) => unknown[]] {
+  noNesting(f);
   const s = new Session();
   args.forEach((a, i) => { if (!argnums || argnums.includes(i)) for (const t of tensorsIn(a)) s.watch(t); });
   const { out, backward } = runForward(f, self, args, s);

@@ -2,7 +2,7 @@
 // against finite differences in f64, and against the eager tape over the same function left untransformed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gradcheck, grad, randn, tensor, useBackend, referenceTensorBackend, tensorsIn, memoryStats, type Tensor } from '../../sdk/index.js';
+import { gradcheck, grad, randn, tensor, sum, mul, useBackend, referenceTensorBackend, tensorsIn, memoryStats, type Tensor } from '../../sdk/index.js';
 import { lookupTensor } from '../../sdk/tensor/ad.js';
 import { load } from '../support/compile.js';
 
@@ -21,6 +21,7 @@ const cases: [string, any, () => unknown[], number[]][] = [
   ['array of weight tensors', m.ensemble, () => [[R([3, 2], 16), R([3, 2], 17), R([3, 2], 18)], R([4, 3], 19)], [0, 1]],
   ['numbers on either side', m.numbers, () => [R([2, 3], 20)], [0]],
   ['a marked identity: the result outlives the freed argument', m.useIdent, () => [R([3, 3], 21), R([2, 3], 22)], [0, 1]],
+  ['outputs pushed into an array, then concatenated', m.collect, () => [R([3, 3], 23), [R([2, 3], 24), R([2, 3], 25), R([2, 3], 26)]], [0, 1]],
 ];
 
 for (const [name, f, args, argnums] of cases) {
@@ -58,6 +59,12 @@ test('unroll keeps no state tensor alive after the gradient', () => {
   const g = grad(m.unroll)(p, h0, 6);
   for (const t of tensorsIn(g)) t.dispose();
   assert.is(memoryStats().liveTensors, before);
+});
+
+test('a tensor gradient inside another is refused with a clear error', () => {
+  const inner = (x: Tensor) => sum(mul(x, x));
+  const outer = (x: Tensor) => { grad(inner)(x); return sum(x); };
+  assert.throws(() => grad(outer)(R([2], 1)), /nested differentiation of tensor functions is not supported yet/);
 });
 
 test('compile-time errors point at the line and say what to do', async () => {

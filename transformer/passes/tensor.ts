@@ -12,7 +12,7 @@
 // The backward pass runs the recorded pullbacks in reverse (sdk/tensor/ad.ts); the pullbacks keep only what
 // they need (sdk/tensor/engine.ts). The function's own body becomes a call of f$vjp without a session, so plain
 // calls free their intermediates too.
-import { Node, SyntaxKind, type CallExpression, type Type, type Identifier, type Block } from 'ts-morph';
+import { Node, SyntaxKind, type BinaryExpression, type CallExpression, type Type, type Identifier, type Block } from 'ts-morph';
 import type { Diagnostics } from '../diagnostics.js';
 import type { FnNode, Marked } from './select.js';
 
@@ -173,7 +173,8 @@ export function generateTensorSweep(m: Marked, host: TensorHost): TensorSweep | 
     const escapes = refs.some((r) => {
       if (inner(r)) return true;
       const p = looksThrough(r);
-      if (Node.isCallExpression(p)) return false;
+      // An argument of a tensor call is read by it; any other call (outs.push(h)) may keep it.
+      if (Node.isCallExpression(p)) return !calls.has(p);
       if (Node.isPropertyAccessExpression(p) && p.getExpression() === r) return false;
       if (Node.isElementAccessExpression(p) && p.getExpression() === r) return false;
       if (Node.isBinaryExpression(p) && p.getLeft() === r && p.getOperatorToken().getKind() === SyntaxKind.EqualsToken) return false;
@@ -181,6 +182,18 @@ export function generateTensorSweep(m: Marked, host: TensorHost): TensorSweep | 
       return !isArgumentOfCall(r);
     });
     if (escapes) continue;
+    // Freeing what v holds is safe only if v never holds a value another binding may still use: every value
+    // assigned to it is a fresh result of a tensor call, or a parameter's (which this call does not own).
+    const fresh = (e: Node | undefined): boolean => {
+      if (!e) return true;
+      if (Node.isParenthesizedExpression(e) || Node.isAsExpression(e) || Node.isNonNullExpression(e) || Node.isSatisfiesExpression(e)) return fresh(e.getExpression());
+      if (Node.isCallExpression(e)) return calls.has(e);
+      if (Node.isConditionalExpression(e)) return fresh(e.getWhenTrue()) && fresh(e.getWhenFalse());
+      if (Node.isIdentifier(e)) return (e.getSymbol()?.getDeclarations() ?? []).some((d) => Node.isParameterDeclaration(d) && d.getParent() === fn);
+      return false;
+    };
+    const assigned = refs.map((r) => looksThrough(r)).filter((p): p is BinaryExpression => Node.isBinaryExpression(p) && p.getOperatorToken().getKind() === SyntaxKind.EqualsToken);
+    if (!fresh(v.getInitializer()) || !assigned.every((a) => fresh(a.getRight()))) continue;
     for (const r of refs) {
       const p = looksThrough(r);
       if (Node.isBinaryExpression(p) && p.getLeft() === r && p.getOperatorToken().getKind() === SyntaxKind.EqualsToken && Node.isExpressionStatement(p.getParent())) swaps.add(p);

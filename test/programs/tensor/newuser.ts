@@ -80,3 +80,15 @@ export function useIdent(w: Tensor, x: Tensor): Tensor {
   const y = ident(h);
   return sum(mul(y, y));
 }
+
+/** Outputs collected in an array with push, then concatenated (an RNN's outputs). @differentiable */
+export function collect(w: Tensor, xs: Tensor[]): Tensor {
+  const outs: Tensor[] = [];
+  let h = mul(xs[0]!, 0);
+  for (const x of xs) {
+    const next = tanh(add(matmul(h, w), x));
+    outs.push(next);
+    h = next;
+  }
+  return mean(concat(outs, 0));
+}
