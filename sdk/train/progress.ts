@@ -32,6 +32,8 @@ export interface ProgressState {
   epoch: number;
   /** The latest loss read back, if any. */
   loss?: number;
+  /** More numbers to show after the loss (accuracy, learning rate...): `{ acc: '97.5%', lr: 1e-3 }`. */
+  metrics?: Record<string, number | string>;
 }
 
 /** The default output: stderr in Node, the console elsewhere. */
@@ -118,9 +120,11 @@ export class ProgressBar {
       parts.push(`[${'='.repeat(filled)}${filled < width ? '>' : ''}${' '.repeat(Math.max(0, width - filled - 1))}] ${s.step}/${total}`);
     } else parts.push(total ? `step ${s.step}/${total}` : `step ${s.step}`);
     parts.push(`${rate >= 100 ? rate.toFixed(0) : rate.toFixed(1)} steps/s`);
-    if (s.loss !== undefined) parts.push(`loss ${formatLoss(s.loss)}`);
+    // Time before the numbers: a line cut at the terminal's width keeps the ETA.
     if (done) parts.push(formatDuration(elapsed));
     else if (total && rate > 0) parts.push(`ETA ${formatDuration((total - s.step) / rate)}`);
+    if (s.loss !== undefined) parts.push(`loss ${formatLoss(s.loss)}`);
+    for (const [k, v] of Object.entries(s.metrics ?? {})) parts.push(`${k} ${typeof v === 'number' ? formatLoss(v) : v}`);
     return parts.join(' · ');
   }
 

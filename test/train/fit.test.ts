@@ -128,7 +128,7 @@ test('progress: plain lines off a terminal, a bar redrawn in place on one, nothi
   const lines = log.text.trimEnd().split('\n');
   assert.match(lines[0]!, /^epoch 1\/2 · step 1\/4 · [\d.]+ steps\/s · ETA \d+s$/);
   assert.ok(lines.some((l) => /^epoch 1\/2 · step 2 · mean loss [\d.]+ · \d+s$/.test(l)), log.text);
-  assert.match(lines.at(-1)!, /^epoch 2\/2 · step 4\/4 · [\d.]+ steps\/s · loss [\d.]+ · \d+s$/);
+  assert.match(lines.at(-1)!, /^epoch 2\/2 · step 4\/4 · [\d.]+ steps\/s · \d+s · loss [\d.]+$/);
   assert.not.match(log.text, /\r/);
 
   const tty = recorder(true);
@@ -145,11 +145,13 @@ test('the progress line: bar, rate, loss, ETA and durations, on a fake clock', (
   let now = 0;
   const plain = new ProgressBar({ total: 100, epochs: 2, output: recorder(false), now: () => now });
   now = 2000;
-  assert.is(plain.line({ step: 50, epoch: 0, loss: 0.123456 }, now), 'epoch 1/2 · step 50/100 · 25.0 steps/s · loss 0.1235 · ETA 2s');
+  assert.is(plain.line({ step: 50, epoch: 0, loss: 0.123456 }, now), 'epoch 1/2 · step 50/100 · 25.0 steps/s · ETA 2s · loss 0.1235');
+  // Extra numbers follow the loss, after the time, so that a line cut at the terminal's width keeps the ETA.
+  assert.is(plain.line({ step: 50, epoch: 0, loss: 0.5, metrics: { acc: '97.5%', lr: 0.001 } }, now), 'epoch 1/2 · step 50/100 · 25.0 steps/s · ETA 2s · loss 0.5000 · acc 97.5% · lr 0.001000');
   now = 0;
   const bar = new ProgressBar({ total: 100, output: recorder(true), now: () => now });
   assert.is(bar.line({ step: 50, epoch: 0 }, 4000), '[==========>         ] 50/100 · 12.5 steps/s · ETA 4s');
-  assert.is(bar.line({ step: 100, epoch: 0, loss: NaN }, 4000, true), '[====================] 100/100 · 25.0 steps/s · loss NaN · 4s');
+  assert.is(bar.line({ step: 100, epoch: 0, loss: NaN }, 4000, true), '[====================] 100/100 · 25.0 steps/s · 4s · loss NaN');
   now = 0;
   const open = new ProgressBar({ output: recorder(false), now: () => now });
   assert.is(open.line({ step: 7, epoch: 3, loss: 2.5e-7 }, 2000), 'step 7 · 3.5 steps/s · loss 2.500e-7');
