@@ -5,7 +5,7 @@
 // recorded pullbacks in reverse. An untransformed function gets the same ops and pullbacks recorded at run time
 // (the eager tape), so that REPL experiments work; it frees intermediates only when the garbage collector finds
 // them, and `explain(f)` says which path runs.
-import { Session, Tensor, within, currentSession, constant, detach, reshapeTensor, type RecordedOp } from './engine.js';
+import { Session, Tensor, within, currentSession, constant, detach, reshapeTensor, collecting, type RecordedOp } from './engine.js';
 
 type Fn = (...args: any[]) => any;
 export type TensorVjp = (this: unknown, s: Session | null, ...args: any[]) => [any, (() => void) | null];
@@ -68,10 +68,7 @@ export class Frame {
   private readonly own = new Set<Tensor>();
   /** Pullbacks in forward order. */
   readonly tape: RecordedOp[] = [];
-  private readonly mark: number;
-  constructor(readonly s: Session | null) {
-    this.mark = Tensor.nextId();
-  }
+  constructor(readonly s: Session | null) {}
 
   /** Tensors passed straight into a call, freed once it has run. */
   private readonly temps = new Set<Tensor>();
@@ -130,7 +127,12 @@ export class Frame {
     }
     const rule = rules.get(f);
     if (rule && s) return this.adopt(customCall(s, this.tape, self, f, rule, args), since, args);
-    return this.adopt(within(s, s ? this.tape : null, () => f.apply(self, args)), since, args);
+    // An unmarked function (a helper, Array.prototype.reduce with a callback): its ops are recorded, and what it
+    // made besides its result is released when it returns (the recorded pullbacks keep what they need).
+    const { result, made } = collecting(() => within(s, s ? this.tape : null, () => f.apply(self, args)));
+    const keep = new Set(tensorsIn(result));
+    for (const t of made) if (!keep.has(t)) t.dispose();
+    return this.adopt(result, since, args);
   }
 
   /** checkpoint(f, ...args): f's forward is not kept; the backward pass runs it again, recorded. */
@@ -170,7 +172,10 @@ export function primal(vjp: TensorVjp, self: unknown, args: unknown[]): any {
 }
 
 function customCall(s: Session, tape: RecordedOp[], self: unknown, f: Function, r: { rule: Function; name: string; where: string }, args: unknown[]): any {
-  const out = within(null, null, () => f.apply(self, args));
+  // The primal of a function with a rule is plain code too: free what it made besides its result.
+  const { result: out, made } = collecting(() => within(null, null, () => f.apply(self, args)));
+  const keep = new Set(tensorsIn(out));
+  for (const t of made) if (!keep.has(t)) t.dispose();
   const inputs = args.map((a) => (a instanceof Tensor && s.isActive(a) ? a : null));
   if (!inputs.some(Boolean)) return out;
   if (!(out instanceof Tensor)) throw new Error(`pullback: ${r.name} has a custom derivative, so it must return one Tensor`);
@@ -181,17 +186,23 @@ function customCall(s: Session, tape: RecordedOp[], self: unknown, f: Function, 
       try {
         const g = s.take(out);
         if (!g) return;
-        const res = within(null, null, () => r.rule.apply(self, [...args, g]));
-        g.release();
-        const grads: unknown[] = args.length === 1 && !Array.isArray(res) ? [res] : res;
-        if (!Array.isArray(grads) || grads.length !== args.length) {
-          throw new Error(`pullback: the derivative rule of ${r.name} (${r.where}) must return ${args.length === 1 ? 'the gradient of its argument' : `an array of ${args.length} gradients (null for non-Tensor arguments)`}`);
-        }
-        grads.forEach((gi, i) => {
-          const t = inputs[i];
-          if (gi instanceof Tensor && t) s.accumulate(t, gi);
-          else if (gi instanceof Tensor) gi.dispose();
-        });
+        // The rule is plain code: what it makes and does not return is freed here; what it returns that it did not
+        // make (dy itself, an argument) gets a reference of its own before going to the session.
+        const { result: res, made } = collecting(() => within(null, null, () => r.rule.apply(self, [...args, g])));
+        try {
+          const grads: unknown[] = args.length === 1 && !Array.isArray(res) ? [res] : res;
+          if (!Array.isArray(grads) || grads.length !== args.length) {
+            throw new Error(`pullback: the derivative rule of ${r.name} (${r.where}) must return ${args.length === 1 ? 'the gradient of its argument' : `an array of ${args.length} gradients (null for non-Tensor arguments)`}`);
+          }
+          const mine = new Set(made);
+          grads.forEach((gi, i) => {
+            const t = inputs[i];
+            if (!(gi instanceof Tensor) || !t) return;
+            if (mine.delete(gi)) s.accumulate(t, gi);
+            else s.accumulate(t, gi.retain());
+          });
+          for (const x of mine) x.dispose();
+        } finally { g.release(); }
       } finally { for (const t of kept) t.release(); }
     },
   });

@@ -88,6 +88,19 @@ class Cell {
 }
 
 let nextId = 1;
+/** When set, every new Tensor is appended (to free what plain user code, such as a derivative rule, made). */
+let created: Tensor[] | null = null;
+
+/** Runs fn and returns what it returned with every Tensor made meanwhile. */
+export function collecting<R>(fn: () => R): { result: R; made: Tensor[] } {
+  const prev = created;
+  const made: Tensor[] = [];
+  created = made;
+  try { return { result: fn(), made }; } finally {
+    created = prev;
+    prev?.push(...made);
+  }
+}
 
 export class Tensor {
   readonly shape: readonly number[];
@@ -107,6 +120,7 @@ export class Tensor {
 
   /** @internal Use tensor(), zeros(), ... to make tensors. */
   constructor(be: TensorBackend, v: unknown) {
+    created?.push(this);
     const m = be.kernels.meta(v);
     this.shape = m.shape;
     this.dtype = m.dtype;

@@ -44,13 +44,18 @@ for (const [name, f, args, argnums] of cases) {
   });
 }
 
-test('plain calls of marked functions free their intermediates', () => {
+test('plain calls of marked functions, and unmarked helpers inside them, free their intermediates', () => {
   const p = { enc: { w: R([4, 3], 1), b: R([3], 2) }, dec: { w: R([3, 4], 3), b: R([4], 4) }, scale: R([4], 5) };
   const x = R([5, 4], 6);
   const before = memoryStats().liveTensors;
   for (let i = 0; i < 50; i++) (m.autoencoder(p, x) as Tensor).dispose();
   for (let i = 0; i < 50; i++) for (const t of tensorsIn(grad(m.autoencoder)(p, x))) t.dispose();
   assert.is(memoryStats().liveTensors, before);
+  // An unmarked helper's intermediates are released when it returns (its recorded pullbacks keep what they need).
+  const w = R([3, 3], 7), xs = R([2, 3], 8);
+  const start = memoryStats().liveTensors;
+  for (let i = 0; i < 20; i++) for (const t of tensorsIn(grad(m.gated, [0, 1])(w, xs))) t.dispose();
+  assert.is(memoryStats().liveTensors, start);
 });
 
 test('unroll keeps no state tensor alive after the gradient', () => {

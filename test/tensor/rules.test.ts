@@ -3,7 +3,7 @@
 // gradient only strictly inside its range, masked positions get zero.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { grad, gradcheck, explain, tensor, randn, useBackend, referenceTensorBackend, maxPool2d, sum, clip, where, gt, mul, cast, type Tensor } from '../../sdk/index.js';
+import { grad, gradcheck, explain, tensor, randn, useBackend, referenceTensorBackend, maxPool2d, sum, clip, where, gt, mul, cast, memoryStats, type Tensor } from '../../sdk/index.js';
 import { load } from '../support/compile.js';
 
 const m = await load('test/programs/tensor/rules.ts');
@@ -17,6 +17,17 @@ test('a custom derivative of a tensor function is used, and is correct for softp
   assert.ok(r.ok, `max error ${r.maxError} at ${JSON.stringify(r.where)}`);
   // The straight-through rule says 3 where the ops would say 1.
   assert.equal(await values(grad(m.useStraight)(tensor([1, -2, 0.5], [3]))), [3, 3, 3]);
+});
+
+test('a rule may return the cotangent itself, and what a rule makes is freed', async () => {
+  const x = tensor([1, -2, 0.5], [3]);
+  // d/dx sum(passThrough(x) * x) with passThrough' := 1: x (through the rule) + x.
+  assert.equal(await values(grad(m.usePassThrough)(x)), [2, -4, 1]);
+  const w = R([3, 2], 1), xs = R([4, 3], 2);
+  for (const t of [grad(m.useRules)(w, xs)] as Tensor[]) t.dispose();
+  const before = memoryStats().liveTensors;
+  for (let i = 0; i < 5; i++) (grad(m.useRules)(w, xs) as Tensor).dispose();
+  assert.is(memoryStats().liveTensors, before);
 });
 
 test('checkpoints nested inside checkpointed functions and inside loops give the same gradients', async () => {

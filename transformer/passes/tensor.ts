@@ -139,7 +139,7 @@ export function generateTensorSweep(m: Marked, host: TensorHost): TensorSweep | 
     if (library) { calls.set(n, { kind: 'op' }); return; }
     if (decl && !host.isMarked(decl) && !host.hasRule(decl)) {
       d.at(n, `${callee.getText()} is not marked /** @differentiable */: its ops are recorded at run time and its intermediates ` +
-        'are freed by the garbage collector, not at their last use; mark it to have it transformed', 'warning');
+        'are freed when it returns, not at their last use; mark it to have it transformed', 'warning');
     }
     calls.set(n, { kind: 'call' });
   });
