@@ -268,6 +268,18 @@ function runForward(f: Function, self: unknown, args: unknown[], s: Session): { 
 
 const nameOf = (f: Function): string => table.get(f)?.name ?? (f.name || 'the function');
 
+/**
+ * The gradient of each leaf of `tree`, in its shape: the session's cotangent (zeros where none arrived). A leaf
+ * that appears twice gets the same gradient tensor (`done` spans the trees of one call).
+ */
+function gradientTree(s: Session, tree: unknown, done: Map<Tensor, Tensor>): unknown {
+  return mapTree(tree, (leaf) => {
+    let g = done.get(leaf);
+    if (!g) done.set(leaf, (g = s.take(leaf) ?? constant(leaf.backend, leaf.shape, 0)));
+    return g;
+  });
+}
+
 /** A gradient taken while another is being recorded would take over the outer one's marks: refuse, clearly. */
 function noNesting(f: Function): void {
   if (currentSession()) {
@@ -297,14 +309,7 @@ export function tensorValueAndGrad(f: Function, self: unknown, args: unknown[], 
     if (s.isActive(out)) s.accumulate(out, constant(out.backend, out.shape, opts.seed ?? 1));
     backward();
     const done = new Map<Tensor, Tensor>();
-    const grads = argnums.map((i) => mapTree(args[i], (leaf) => {
-      const prev = done.get(leaf);
-      if (prev) return prev;
-      const g = s.take(leaf) ?? constant(leaf.backend, leaf.shape, 0);
-      done.set(leaf, g);
-      return g;
-    }));
-    return { value: out, grads };
+    return { value: out, grads: argnums.map((i) => gradientTree(s, args[i], done)) };
   } finally {
     s.end();
   }
@@ -330,13 +335,7 @@ export function tensorVjp(f: Function, self: unknown, args: unknown[], argnums?:
       });
       backward();
       const done = new Map<Tensor, Tensor>();
-      return args.map((a, i) => (containsTensor(a) && (!argnums || argnums.includes(i)) ? mapTree(a, (leaf) => {
-        const prev = done.get(leaf);
-        if (prev) return prev;
-        const g = s.take(leaf) ?? constant(leaf.backend, leaf.shape, 0);
-        done.set(leaf, g);
-        return g;
-      }) : undefined));
+      return args.map((a, i) => (containsTensor(a) && (!argnums || argnums.includes(i)) ? gradientTree(s, a, done) : undefined));
     } finally { s.end(); }
   };
   return [out, pullback];

@@ -97,7 +97,7 @@ export function generateTensorSweep(m: Marked, host: TensorHost): TensorSweep | 
   }
 
   // ---- find every call that yields Tensors, classify it, and check what cannot be differentiated ----
-  type Kind = { kind: 'op' | 'method' | 'call' | 'callWith' | 'checkpoint'; self?: Node };
+  type Kind = { kind: 'op' | 'method' | 'call' | 'callWith' | 'checkpoint' };
   const calls = new Map<Node, Kind>();
   const inner = (n: Node): boolean => n.getFirstAncestor((a) => Node.isFunctionDeclaration(a) || Node.isArrowFunction(a)
     || Node.isFunctionExpression(a) || Node.isMethodDeclaration(a) || Node.isGetAccessorDeclaration(a) || Node.isSetAccessorDeclaration(a)
@@ -133,7 +133,7 @@ export function generateTensorSweep(m: Marked, host: TensorHost): TensorSweep | 
     if (Node.isPropertyAccessExpression(callee)) {
       const recv = callee.getExpression();
       if (library) calls.set(n, { kind: isTensorType(recv.getType()) ? 'method' : 'op' }); // t.matmul(w) / pb.matmul(a, b)
-      else calls.set(n, isNamespace(recv) ? { kind: 'call' } : { kind: 'callWith', self: recv }); // nn.linear(...) / model.apply(...)
+      else calls.set(n, isNamespace(recv) ? { kind: 'call' } : { kind: 'callWith' }); // nn.linear(...) / model.apply(...)
       return;
     }
     if (library) { calls.set(n, { kind: 'op' }); return; }
