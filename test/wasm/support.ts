@@ -7,6 +7,8 @@ import { pathToFileURL } from 'node:url';
 import { createCompiler, transpileToJs, formatDiagnostic, type TransformResult } from '../../transformer/compiler.js';
 import { lookupAdjoint, type Adjoint } from '../../sdk/ad/registry.js';
 import { Tape } from '../../sdk/ad/tape.js';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 import { root } from '../support/compile.js';
 
 export const compiler = createCompiler({ wasm: true });
@@ -105,4 +107,21 @@ export function compareModule(mod: Record<string, unknown>, file: string, tolera
     compared.push(name);
   }
   return { compared, js, worst };
+}
+
+/**
+ * One test per scalar test program: every function that runs on Wasm agrees with its JS adjoint. The programs
+ * are split over several files so that a cold asc cache (one asc run per program, seconds each) keeps each
+ * file within about a minute.
+ */
+export async function parityTests(names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    const file = `test/programs/scalar/${name}.ts`;
+    const mod = await loadWasm(file);
+    test(`${name}.ts: every function that runs on Wasm agrees with its JS adjoint`, () => {
+      const r = compareModule(mod, file);
+      assert.ok(r.compared.length > 0, `${file}: no function runs on Wasm (on JS: ${r.js.join(', ')})`);
+      console.log(`  ${name}.ts: ${r.compared.length} on Wasm (worst relative difference ${r.worst.toExponential(1)}), ${r.js.length} on JS`);
+    });
+  }
 }
