@@ -14,13 +14,13 @@
 import { availableParallelism } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
-  type ProgressState, type Tensor, Dataset, ProgressBar, SeededRandom, add, adamw, argmax, batchCount, batches, cosineWithWarmup, init,
+  type Tensor, Dataset, ProgressBar, SeededRandom, add, adamw, argmax, batchCount, batches, cosineWithWarmup, init,
   saveParams, tensor, valueAndGrad,
 } from 'pullback';
 import { type Cnn, type Mlp, cnn, cnnLoss, initCnn, initMlp, mlp, mlpLoss } from './model.js';
 import { loadMnist } from '../common/mnist.js';
+import { commandLine } from '../common/cli.js';
 import { drawCurves, drawPredictions } from './draw.js';
 
 /** A model: its parameters from a seed, its logits, its loss, and the defaults that train it well. */
@@ -35,62 +35,30 @@ const models = {
   cnn: { init: initCnn, logits: cnn, loss: cnnLoss, lr: 3e-3, epochs: 15 } satisfies Model<Cnn>,
   mlp: { init: initMlp, logits: mlp, loss: mlpLoss, lr: 1e-3, epochs: 20 } satisfies Model<Mlp>,
 };
-const backends = ['auto', 'cpu', 'webgpu', 'reference'] as const;
-
 const USAGE = 'usage: node --import pullback/register samples/mnist/train.ts [--model cnn|mlp] [--epochs N] [--backend auto|cpu|webgpu|reference] [--threads N] [--shift N] [--lr X] [--batch N] [--seed N] [--out DIR] [--quick]';
-
-/** Prints what is wrong with the command line, and the usage, and exits. */
-function usage(problem: string): never {
-  console.error(`samples/mnist/train.ts: ${problem}\n${USAGE}`);
-  process.exit(2);
-}
 
 /** The command line, checked. */
 function options() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        model: { type: 'string', default: 'cnn' }, epochs: { type: 'string' }, backend: { type: 'string', default: 'auto' },
-        threads: { type: 'string' }, shift: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string' },
-        out: { type: 'string' }, quick: { type: 'boolean', default: false },
-      },
-    }));
-  } catch (e) {
-    usage((e as Error).message);
-  }
-  const int = (name: string, v: string | undefined, fallback: number, min = 1): number => {
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < min) usage(`--${name} must be an integer ≥ ${min}, got ${v}`);
-    return n;
-  };
+  const { values, usage, int, positive, backend } = commandLine('samples/mnist/train.ts', USAGE, {
+    model: { type: 'string', default: 'cnn' }, epochs: { type: 'string' }, backend: { type: 'string', default: 'auto' },
+    threads: { type: 'string' }, shift: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string' },
+    out: { type: 'string' }, quick: { type: 'boolean', default: false },
+  });
   const model = values.model as keyof typeof models;
   if (!Object.hasOwn(models, model)) usage(`--model must be cnn or mlp, got ${values.model}`);
-  const backend = values.backend as (typeof backends)[number];
-  if (!backends.includes(backend)) usage(`--backend must be one of ${backends.join(', ')}, got ${values.backend}`);
-  const lr = values.lr === undefined ? models[model].lr : Number(values.lr);
-  if (!(lr > 0 && Number.isFinite(lr))) usage(`--lr must be a positive number, got ${values.lr}`);
   return {
-    model, backend, lr, quick: values.quick, out: values.out ?? (model === 'cnn' ? 'out/mnist' : `out/mnist-${model}`),
-    epochs: int('epochs', values.epochs, values.quick ? 2 : models[model].epochs),
-    threads: int('threads', values.threads, availableParallelism()),
-    shift: int('shift', values.shift, 1, 0),
-    batch: int('batch', values.batch, 64),
-    seed: int('seed', values.seed, 0, 0),
+    model, backend: backend(values.backend as string), lr: positive('lr', values.lr as string | undefined, models[model].lr),
+    quick: values.quick as boolean, out: (values.out as string | undefined) ?? (model === 'cnn' ? 'out/mnist' : `out/mnist-${model}`),
+    epochs: int('epochs', values.epochs as string | undefined, values.quick ? 2 : models[model].epochs),
+    threads: int('threads', values.threads as string | undefined, availableParallelism()),
+    shift: int('shift', values.shift as string | undefined, 1, 0),
+    batch: int('batch', values.batch as string | undefined, 64),
+    seed: int('seed', values.seed as string | undefined, 0, 0),
   };
 }
 const args = options();
 
-/** A bar that also shows the accuracy on the latest training batches. */
-class TrainingBar extends ProgressBar {
-  accuracy: number | undefined;
-  override line(s: ProgressState, t: number, done = false): string {
-    const parts = super.line(s, t, done).split(' · ');
-    if (this.accuracy !== undefined) parts.splice(parts.length - 1, 0, `acc ${this.accuracy.toFixed(1)}%`);
-    return parts.join(' · ');
-  }
-}
+const accMetric = (acc: number | undefined) => (acc === undefined ? undefined : { acc: `${acc.toFixed(1)}%` });
 
 /** Predicted classes of the first n images of a split, in batches of 500 (plain forward passes, no gradients). */
 async function predict<P>(m: Model<P>, params: P, images: Float32Array, n: number): Promise<Int32Array> {
@@ -148,7 +116,8 @@ async function main<P>(m: Model<P>): Promise<void> {
   const rng = new SeededRandom(seed);
   const opt = adamw({ lr: cosineWithWarmup({ lr, warmupSteps: Math.min(100, Math.ceil(total / 10)), totalSteps: total }), weightDecay: 1e-4 });
   const lossAndGrad = valueAndGrad(m.loss);
-  const bar = new TrainingBar({ total, epochs });
+  const bar = new ProgressBar({ total, epochs });
+  let trainAcc: number | undefined; // accuracy on the latest measured training batches, shown on the bar
   const logEvery = 10;
   const series = () => ({ steps: [] as number[], values: [] as number[] });
   const curves = { loss: series(), trainAcc: series(), testAcc: series() };
@@ -170,8 +139,8 @@ async function main<P>(m: Model<P>): Promise<void> {
         recent.push((100 * correct(await pred.data(), b.labels.data)) / b.labels.data.length);
         logits.dispose(); pred.dispose();
         if (recent.length > 5) recent.shift();
-        bar.accuracy = recent.reduce((a, v) => a + v, 0) / recent.length;
-        curves.trainAcc.steps.push(step); curves.trainAcc.values.push(bar.accuracy);
+        trainAcc = recent.reduce((a, v) => a + v, 0) / recent.length;
+        curves.trainAcc.steps.push(step); curves.trainAcc.values.push(trainAcc);
       }
       const [loss, grads] = lossAndGrad(params, x, y);
       await opt.step(params, grads); // updates params in place and frees the gradients
@@ -185,7 +154,7 @@ async function main<P>(m: Model<P>): Promise<void> {
         curves.loss.steps.push(step); curves.loss.values.push(lastLoss);
         epochLoss += sum; epochCount += inSum; inSum = 0;
       }
-      bar.update({ step, epoch, loss: lastLoss });
+      bar.update({ step, epoch, loss: lastLoss, metrics: accMetric(trainAcc) });
     }
     pred = await predict(m, params, test.images, test.length);
     const acc = (100 * correct(pred, test.labels)) / test.length;
@@ -193,7 +162,7 @@ async function main<P>(m: Model<P>): Promise<void> {
     bar.epochDone(epoch, epochLoss / epochCount, step);
     console.log(`  test accuracy ${acc.toFixed(2)}%`);
   }
-  bar.finish({ step, epoch: epochs - 1, loss: lastLoss });
+  bar.finish({ step, epoch: epochs - 1, loss: lastLoss, metrics: accMetric(trainAcc) });
 
   const right = correct(pred, test.labels), acc = (100 * right) / test.length;
   const seconds = (performance.now() - started) / 1000;

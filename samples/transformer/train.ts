@@ -21,54 +21,31 @@
 import { availableParallelism } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   type Tensor, LossScaler, ProgressBar, SeededRandom, adamw, argmax, cosineWithWarmup, init, saveParams, tensor, tensorsIn,
   valueAndGrad,
 } from 'pullback';
 import { type Gpt, SEP, answerLoss, initGpt, logits } from './model.js';
+import { commandLine } from '../common/cli.js';
 
-const backends = ['auto', 'cpu', 'webgpu', 'reference'] as const;
 const USAGE = 'usage: node --import pullback/register samples/transformer/train.ts [--steps N] [--digits N] [--backend auto|cpu|webgpu|reference] [--threads N] [--no-checkpoint] [--lr X] [--batch N] [--seed N] [--out DIR] [--quick]';
-
-/** Prints what is wrong with the command line, and the usage, and exits. */
-function usage(problem: string): never {
-  console.error(`samples/transformer/train.ts: ${problem}\n${USAGE}`);
-  process.exit(2);
-}
 
 /** The command line, checked. */
 function options() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        steps: { type: 'string' }, digits: { type: 'string' }, backend: { type: 'string', default: 'auto' },
-        threads: { type: 'string' }, 'no-checkpoint': { type: 'boolean', default: false }, lr: { type: 'string' },
-        batch: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string', default: 'out/transformer' },
-        quick: { type: 'boolean', default: false },
-      },
-    }));
-  } catch (e) {
-    usage((e as Error).message);
-  }
-  const int = (name: string, v: string | undefined, fallback: number, min = 1): number => {
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < min) usage(`--${name} must be an integer ≥ ${min}, got ${v}`);
-    return n;
-  };
-  const backend = values.backend as (typeof backends)[number];
-  if (!backends.includes(backend)) usage(`--backend must be one of ${backends.join(', ')}, got ${values.backend}`);
-  const lr = values.lr === undefined ? 1e-3 : Number(values.lr);
-  if (!(lr > 0 && Number.isFinite(lr))) usage(`--lr must be a positive number, got ${values.lr}`);
+  const { values, int, positive, backend } = commandLine('samples/transformer/train.ts', USAGE, {
+    steps: { type: 'string' }, digits: { type: 'string' }, backend: { type: 'string', default: 'auto' },
+    threads: { type: 'string' }, 'no-checkpoint': { type: 'boolean', default: false }, lr: { type: 'string' },
+    batch: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string', default: 'out/transformer' },
+    quick: { type: 'boolean', default: false },
+  });
   return {
-    backend, lr, quick: values.quick, out: values.out, checkpoint: !values['no-checkpoint'],
-    steps: int('steps', values.steps, values.quick ? 40 : 500),
-    digits: int('digits', values.digits, 8, 2),
-    threads: int('threads', values.threads, availableParallelism()),
-    batch: int('batch', values.batch, 64),
-    seed: int('seed', values.seed, 0, 0),
+    backend: backend(values.backend as string), lr: positive('lr', values.lr as string | undefined, 1e-3),
+    quick: values.quick as boolean, out: values.out as string, checkpoint: !values['no-checkpoint'],
+    steps: int('steps', values.steps as string | undefined, values.quick ? 40 : 500),
+    digits: int('digits', values.digits as string | undefined, 8, 2),
+    threads: int('threads', values.threads as string | undefined, availableParallelism()),
+    batch: int('batch', values.batch as string | undefined, 64),
+    seed: int('seed', values.seed as string | undefined, 0, 0),
   };
 }
 const args = options();
