@@ -18,9 +18,10 @@
 import { init, backend, memoryStats, tensor, zeros, valueAndGrad, adamUpdate, tensorsIn, sync, Tensor } from 'pullback';
 import * as m from './programs/models.js';
 import {
-  ADAMW, BLOCK_PARAMS, type ModelCase, type Trainer, type TransformerCase, jaxTrainer, mlpCase, tfTrainer, transformerCase, useJax, useTf,
+  ADAMW, type ModelCase, type Trainer, type TransformerCase, jaxTrainer, mlpCase, tfTrainer, transformerCase, useJax, useTf,
 } from './peers.js';
 import { median, report, row, type BenchRow } from './report.js';
+import { paramTree } from './params.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -43,18 +44,6 @@ if (flag('reps')) plan.minReps = plan.maxReps = Number(flag('reps'));
 
 // ---- pullback ----------------------------------------------------------------------------------
 
-/** The parameter tree of bench/programs/models.ts built from the shared specs. */
-function pullbackParams(c: ModelCase): m.Dense[] | m.Block[] {
-  const t = c.params.map((p) => tensor(p.data, p.shape));
-  if (c.kind === 'mlp') return Array.from({ length: t.length / 2 }, (_, i): m.Dense => ({ w: t[2 * i]!, b: t[2 * i + 1]! }));
-  return Array.from({ length: c.blocks }, (_, i): m.Block => {
-    const p = Object.fromEntries(BLOCK_PARAMS.map((name, j) => [name, t[12 * i + j]!])) as Record<(typeof BLOCK_PARAMS)[number], Tensor>;
-    return {
-      ln1: { g: p['ln1.g'], b: p['ln1.b'] }, ln2: { g: p['ln2.g'], b: p['ln2.b'] },
-      wq: p.wq, wk: p.wk, wv: p.wv, wo: p.wo, fc1: { w: p['fc1.w'], b: p['fc1.b'] }, fc2: { w: p['fc2.w'], b: p['fc2.b'] },
-    };
-  });
-}
 
 /** The gradient of each parameter leaf, found by the leaf's path in the params tree (not by traversal order). */
 function gradientsOf(params: unknown, grads: unknown, path = 'params'): Tensor[] {
@@ -68,7 +57,7 @@ function gradientsOf(params: unknown, grads: unknown, path = 'params'): Tensor[]
 
 /** pullback: valueAndGrad of the marked loss, adamUpdate (fused, in place), gradients disposed, loss read back. */
 function pullbackTrainer(c: ModelCase): Trainer {
-  const params = pullbackParams(c);
+  const params = paramTree(c);
   const flat = tensorsIn(params);
   const mom = flat.map((p) => zeros(p.shape)), vel = flat.map((p) => zeros(p.shape));
   const data: Tensor[] = c.kind === 'mlp'

@@ -27,3 +27,4 @@ export { sgd, adam, adamw, clipGradNorm, LossScaler, constantLr, stepDecay, expo
 export type { Optimizer, OptimizerKind, OptimizerState, OptimizerCommon, SgdOptions, AdamOptions, StepOptions, StepInfo, LearningRate, LossScalerOptions, ScaledGradients, Schedule, SgdHyper, AdamHyper } from './optim/index.js';
 export { fit, ProgressBar, formatDuration, saveParams, loadParams, namedTensors } from './train/index.js';
 export type { FitData, FitHistory, FitOptions, FitStep, ProgressOptions, ProgressOutput, ProgressState, LoadParamsOptions } from './train/index.js';
+export { dataParallel, launch, isLaunchedWorker, launchData, CommError, type Communicator, type ReduceOp, type LaunchOptions, type DataParallel, type DataParallelOptions, type DataParallelStep, type StepTiming } from './distributed/index.js';

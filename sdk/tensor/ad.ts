@@ -5,7 +5,7 @@
 // recorded pullbacks in reverse. An untransformed function gets the same ops and pullbacks recorded at run time
 // (the eager tape), so that REPL experiments work; it frees intermediates only when the garbage collector finds
 // them, and `explain(f)` says which path runs.
-import { Session, Tensor, within, currentSession, constant, detach, reshapeTensor, collecting, type RecordedOp } from './engine.js';
+import { Session, Tensor, within, currentSession, constant, detach, reshapeTensor, collecting, readsOf, type GradFinalHook, type RecordedOp } from './engine.js';
 
 type Fn = (...args: any[]) => any;
 export type TensorVjp = (this: unknown, s: Session | null, ...args: any[]) => [any, (() => void) | null];
@@ -182,6 +182,7 @@ function customCall(s: Session, tape: RecordedOp[], self: unknown, f: Function, 
   const kept = args.filter((a): a is Tensor => a instanceof Tensor).map((t) => t.retain());
   out.active = s.id;
   tape.push({
+    leaves: s.countUses(inputs.filter((t): t is Tensor => t !== null)),
     pb: () => {
       try {
         const g = s.take(out);
@@ -210,7 +211,11 @@ function customCall(s: Session, tape: RecordedOp[], self: unknown, f: Function, 
 }
 
 function checkpointCall(s: Session | null, tape: RecordedOp[], f: Function, args: unknown[]): any {
-  const out = within(null, null, () => (table.get(f) ? primalOf(f, args) : f(...args)));
+  const forward = () => within(null, null, () => (table.get(f) ? primalOf(f, args) : f(...args)));
+  // With a gradient-final hook, note what the forward reads: the recomputation reads the same, and until it has run
+  // those leaves' gradients are not final (a whole parameter tree passed in does not hold back the leaves f never
+  // reads, and a parameter f reaches through a closure is held too).
+  const { result: out, read } = s?.countsUses ? readsOf(forward) : { result: forward(), read: null };
   if (!s) return out;
   const leaves = args.flatMap((a) => tensorsIn(a));
   if (!leaves.some((t) => s.isActive(t))) return out;
@@ -218,6 +223,7 @@ function checkpointCall(s: Session | null, tape: RecordedOp[], f: Function, args
   const outs = tensorsIn(out);
   for (const t of outs) if (t.dtype !== 'i32') t.active = s.id;
   tape.push({
+    leaves: read ? s.countUses(read) : undefined,
     pb: () => {
       try {
         // Recompute, recorded this time, and hand the cotangents of the first run's outputs to the second's.
@@ -288,8 +294,20 @@ function noNesting(f: Function): void {
   }
 }
 
+/** Options of tensorValueAndGrad. */
+export interface TensorGradOptions {
+  /** The cotangent the backward pass starts from (default 1; a loss scale under mixed precision). */
+  seed?: number;
+  /**
+   * Called once per distinct leaf of `argnums` as soon as its gradient is final, while the backward pass goes on
+   * (data-parallel training starts reducing it there); leaves nothing read come after the backward pass. `grad` is
+   * the tensor returned in `grads` (zeros when no gradient arrived): read it, do not dispose it. See Session.onGradFinal.
+   */
+  onGradFinal?: GradFinalHook;
+}
+
 /** Runs f, seeds the cotangent of its scalar result with 1 and returns the value and the gradients of `argnums`. */
-export function tensorValueAndGrad(f: Function, self: unknown, args: unknown[], argnums: readonly number[], opts: { seed?: number } = {}): TensorGradResult {
+export function tensorValueAndGrad(f: Function, self: unknown, args: unknown[], argnums: readonly number[], opts: TensorGradOptions = {}): TensorGradResult {
   noNesting(f);
   const s = new Session();
   for (const i of argnums) {
@@ -298,6 +316,7 @@ export function tensorValueAndGrad(f: Function, self: unknown, args: unknown[], 
     if (!leaves.length) throw new Error(`pullback: argument ${i} of ${nameOf(f)} holds no Tensor to differentiate with respect to; pass a Tensor or a tree (objects, arrays) of Tensors, or choose another argnums`);
     for (const t of leaves) s.watch(t);
   }
+  if (opts.onGradFinal) s.onGradFinal(opts.onGradFinal);
   try {
     const { out, backward } = runForward(f, self, args, s);
     if (!(out instanceof Tensor) || out.size !== 1) {
@@ -308,6 +327,7 @@ export function tensorValueAndGrad(f: Function, self: unknown, args: unknown[], 
     // The seed: 1, or the loss scale (mixed precision multiplies the loss by s by seeding the backward pass with s).
     if (s.isActive(out)) s.accumulate(out, constant(out.backend, out.shape, opts.seed ?? 1));
     backward();
+    s.finishGradFinal();
     const done = new Map<Tensor, Tensor>();
     return { value: out, grads: argnums.map((i) => gradientTree(s, args[i], done)) };
   } finally {

@@ -215,9 +215,16 @@ interface OpNode {
   /** Tensors this node holds a reference to until it runs. */
   kept: Tensor[];
 }
-/** A recorded call whose backward is a closure (a generated pullback, a custom rule, a checkpoint). */
-interface CallNode { pb: () => void }
+/**
+ * A recorded call whose backward is a closure (a generated pullback, a custom rule, a checkpoint). `leaves`: the
+ * watched leaves it reads that no node recorded in the forward pass accounts for (a custom rule's arguments, what a
+ * checkpoint recomputes from), so that the gradient-final count holds them until the closure has run.
+ */
+interface CallNode { pb: () => void; leaves?: readonly Tensor[] }
 type Node = OpNode | CallNode;
+
+/** Called once per watched leaf, as soon as its gradient is final (see Session.onGradFinal). */
+export type GradFinalHook = (leaf: Tensor, grad: Tensor) => void;
 
 export class Session {
   static last = 0;
@@ -233,6 +240,65 @@ export class Session {
   /** Marks a leaf as differentiated in this session. */
   watch(t: Tensor): void { t.active = this.id; this.leaves.add(t); }
   isActive(t: Tensor): boolean { return t.active === this.id; }
+
+  // ---- the gradient-final hook ----
+  //
+  // A leaf's gradient is final once every recorded node that reads it has run its pullback: nothing else adds to a
+  // leaf's cotangent. So each watched leaf counts the recorded nodes that take it as an input (with a hook set), the
+  // backward pass counts them down, and at zero the hook gets the leaf and its gradient. With generated code this is
+  // the transformer's own schedule: a frame records the pullbacks of a marked function in the order of the
+  // statements the transformer emitted, and the backward pass runs them in reverse, so a leaf's count reaches zero
+  // right after the adjoint statement of its first use in the program. That is the point where generated code
+  // would call the hook; running it here gives the same moment for generated code, custom rules, checkpoints and
+  // the eager tape alike, without a second code path. A checkpoint records nothing in the forward pass and the
+  // nodes of its recomputation only during the backward one; it declares the leaves it reads (CallNode.leaves) so
+  // that their count cannot reach zero before it has run. Without a hook nothing is counted.
+
+  /** Recorded nodes still to run that read each watched leaf not yet reported (null: no hook). */
+  private uses: Map<Tensor, number> | null = null;
+  private hook: GradFinalHook | null = null;
+  /** Whether a gradient-final hook is set (a checkpoint then notes which leaves its forward reads). */
+  get countsUses(): boolean { return this.uses !== null; }
+
+  /**
+   * Calls `hook(leaf, grad)` for each watched leaf as soon as its gradient is final, during the backward pass; a
+   * leaf that nothing read is reported by finishGradFinal(). `grad` is the tensor the gradient tree will hold (a
+   * zero-filled one when no cotangent arrived): the hook may read it but not dispose it. Set before the forward pass.
+   */
+  onGradFinal(hook: GradFinalHook): void {
+    this.hook = hook;
+    this.uses = new Map([...this.leaves].map((t) => [t, 0]));
+  }
+  /** @internal A node that reads `ts` was recorded: counts the watched leaves among them, and returns those. */
+  countUses(ts: Iterable<Tensor>): Tensor[] {
+    const u = this.uses, counted: Tensor[] = [];
+    if (!u) return counted;
+    for (const t of ts) {
+      const n = u.get(t);
+      if (n !== undefined) { u.set(t, n + 1); counted.push(t); }
+    }
+    return counted;
+  }
+  /** A node that read `ts` has run: a leaf no remaining node reads has its final gradient. */
+  private usesDone(ts: readonly Tensor[] | undefined): void {
+    const u = this.uses;
+    if (!u || !ts) return;
+    for (const t of ts) {
+      const n = u.get(t);
+      if (n === undefined) continue;
+      if (n > 1) u.set(t, n - 1); else this.final(t);
+    }
+  }
+  private final(t: Tensor): void {
+    this.uses!.delete(t);
+    let g = this.cot.get(t);
+    if (!g) this.set(t, (g = constant(t.backend, t.shape, 0))); // what gradientTree would make
+    this.hook!(t, g);
+  }
+  /** After the backward pass: reports the leaves still counted (read by no recorded node), in the order watched. */
+  finishGradFinal(): void {
+    if (this.uses) for (const t of [...this.uses.keys()]) this.final(t);
+  }
 
   private set(t: Tensor, g: Tensor | undefined): void {
     const prev = this.cot.get(t);
@@ -272,6 +338,7 @@ export class Session {
       const n = nodes[i]!;
       nodes.length = i; // drop the node (and what it keeps) as soon as it has run
       if ('pb' in n) n.pb(); else this.runNode(n);
+      if (this.uses) this.usesDone('pb' in n ? n.leaves : n.inputs);
     }
   }
 
@@ -356,11 +423,25 @@ function record(name: OpNode['name'], inputs: readonly Tensor[], outputs: readon
   const kept = [...keeps.inputs.map((i) => inputs[i]), ...keeps.outputs.map((i) => outputs[i])]
     .filter((t): t is Tensor => t !== undefined).map((t) => t.retain());
   for (const o of outputs) if (o.dtype !== 'i32') o.active = s.id;
+  if (s.countsUses) s.countUses(inputs);
   s.record.push({ name, inputs, outputs, attrs, kept });
+}
+
+/** When set, every op's inputs are added (the leaves a checkpoint's unrecorded forward reads). */
+let reads: Set<Tensor> | null = null;
+/** Runs fn and returns what it returned with every tensor an op read meanwhile. */
+export function readsOf<R>(fn: () => R): { result: R; read: Set<Tensor> } {
+  const prev = reads, read = new Set<Tensor>();
+  reads = read;
+  try { return { result: fn(), read }; } finally {
+    reads = prev;
+    if (prev) for (const t of read) prev.add(t);
+  }
 }
 
 /** Runs one op of the op table on the inputs' backend (shapes checked), recording it for reverse mode. */
 export function prim<K extends OpName>(name: K, inputs: readonly Tensor[], attrs: OpAttrs[K]): Tensor[] {
+  if (reads) for (const t of inputs) reads.add(t);
   const be = backendOf(name, inputs);
   const outs = run(be.kernels, name, inputs.map((t) => t.value(name)), attrs).map((v) => wrap(be, v));
   record(name, inputs, outs, attrs);
@@ -369,6 +450,7 @@ export function prim<K extends OpName>(name: K, inputs: readonly Tensor[], attrs
 
 /** A new shape for the same values: free (the storage is shared), and differentiable. */
 export function reshapeTensor(x: Tensor, shape: Shape): Tensor {
+  reads?.add(x);
   const be = backendOf('reshape', [x]);
   const out = wrap(be, be.kernels.reshape(x.value('reshape'), shape));
   record('reshape', [x], [out], undefined);

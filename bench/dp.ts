@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+// npm run bench:dp (node --import pullback/register bench/dp.ts [--quick]) — data-parallel training steps of the
+// training benchmark's two models (bench/train.ts: the MLP 784→256→256→10 at batch 128, and the 4-block
+// transformer d_model 128, seq 128 at batch 4; AdamW) on the CPU backend:
+//  - 1 worker: valueAndGrad + AdamW on the whole batch, in this thread alone (the other rank waits, idle);
+//  - 2 workers, without overlap: each rank takes half the batch, every gradient bucket is all-reduced after the
+//    backward pass (reduce after backward);
+//  - 2 workers, with overlap: each bucket's all-reduce starts during the backward pass, as soon as it is full;
+// and the fraction of all-reduce time hidden behind the backward pass, 1 - (wait after the backward pass with
+// overlap) / (wait after it without): the wait is the time from the end of the backward pass until every bucket is
+// reduced, which without overlap is the whole all-reduce time. Steps of the three modes run interleaved, on one
+// world of two ranks (this thread is rank 0; the worker runs this file again); the table reports medians on rank 0.
+//
+// On a 2-core machine the two workers and their progress threads share two cores, so the step times show how
+// data-parallel training competes for the CPU here rather than the speed-up of one core per worker; the fraction
+// hidden is the figure this benchmark is about. Flags: --quick (fewer steps), --model=mlp,transformer,
+// --bucket-bytes=N (default 1 MiB).
+import {
+  type Optimizer, type StepTiming, type Tensor, adamw, dataParallel, init, isLaunchedWorker, launch, launchData, tensor, tensorsIn, valueAndGrad,
+} from 'pullback';
+import * as m from './programs/models.js';
+import { ADAMW, type ModelCase, mlpCase, transformerCase } from './peers.js';
+import { median, report, row, type BenchRow } from './report.js';
+import { paramTree } from './params.js';
+
+/** Warm-up and timed rounds per model: an MLP step takes milliseconds, so it needs many rounds to get past the noise. */
+interface Plan { models: ModelCase['kind'][]; warmup: number; reps: Record<ModelCase['kind'], number>; bucketBytes: number }
+const WORKERS = 2;
+
+
+const describeCase = (c: ModelCase) => c.kind === 'mlp'
+  ? `MLP ${c.sizes.join('-')} batch ${c.batch}`
+  : `transformer ${c.blocks} blocks d${c.dModel} s${c.seq} h${c.heads} batch ${c.batch}`;
+
+interface CaseResult {
+  label: string;
+  params: number;
+  single: number[];
+  modes: { overlap: boolean; total: number[]; timing: StepTiming[] }[];
+  losses: number[];
+}
+
+/** One model on every rank: interleaved rounds of (1 worker on rank 0 | 2 workers reduce after backward | 2 workers with overlap). */
+async function runCase(kind: ModelCase['kind'], plan: Plan, comm: Awaited<ReturnType<typeof launch>>): Promise<CaseResult> {
+  const c = kind === 'mlp' ? mlpCase() : transformerCase();
+  const params = paramTree(c);
+  const data: unknown[] = c.kind === 'mlp'
+    ? [tensor(c.x, [c.batch, c.sizes[0]!]), tensor(c.labels, [c.batch], 'i32')]
+    : [tensor(c.x, [c.batch, c.seq, c.dModel]), c.heads, false];
+  const lossFn = (c.kind === 'mlp' ? m.classifierLoss : m.transformerLoss) as (p: unknown, ...batch: any[]) => Tensor;
+  const trainers = [false, true].map((overlap) => dataParallel(lossFn, { workers: WORKERS, comm, overlap, bucketBytes: plan.bucketBytes }));
+  const [plain, overlapped] = await Promise.all(trainers);
+  await plain!.broadcast(params);
+  const opt: Optimizer = adamw({ ...ADAMW });
+  const result: CaseResult = {
+    label: describeCase(c), params: tensorsIn(params).reduce((n, t) => n + t.size, 0), single: [],
+    modes: [{ overlap: false, total: [], timing: [] }, { overlap: true, total: [], timing: [] }], losses: [],
+  };
+  // 1 worker: rank 0 trains a copy of its own on the whole batch while the other rank waits at the barrier.
+  const lossAndGrad = valueAndGrad(lossFn);
+  const own = comm.rank === 0 ? paramTree(c) : null, ownOpt = adamw({ ...ADAMW });
+  for (let r = 0; r < plan.warmup + plan.reps[kind]; r++) {
+    const timed = r >= plan.warmup;
+    if (own) {
+      const t0 = performance.now();
+      const [loss, grads] = lossAndGrad(own, ...data) as unknown as [Tensor, unknown];
+      await ownOpt.step(own, grads);
+      result.losses.push(await loss.item());
+      loss.dispose();
+      if (timed) result.single.push(performance.now() - t0);
+    }
+    await comm.barrier();
+    for (const [i, dp] of [plain!, overlapped!].entries()) {
+      const t0 = performance.now();
+      const s = await dp.step(params, opt, ...data);
+      result.losses.push(s.loss);
+      if (timed) { result.modes[i]!.total.push(performance.now() - t0); result.modes[i]!.timing.push(s.timing); }
+    }
+  }
+  opt.dispose(); ownOpt.dispose();
+  for (const t of [...tensorsIn(params), ...tensorsIn(own), ...tensorsIn(data)]) t.dispose();
+  return result;
+}
+
+/** What every rank runs: the cases in turn, on one world. */
+async function ranks(plan: Plan): Promise<CaseResult[]> {
+  await init({ backend: 'cpu' });
+  const comm = await launch({ workers: WORKERS, workerData: plan });
+  const out: CaseResult[] = [];
+  for (const kind of plan.models) out.push(await runCase(kind, plan, comm));
+  await comm.close();
+  return out;
+}
+
+if (isLaunchedWorker()) {
+  await ranks(launchData() as Plan);
+} else {
+  const argv = process.argv.slice(2);
+  const flag = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const quick = argv.includes('--quick');
+  const plan: Plan = {
+    models: (flag('model')?.split(',') ?? ['mlp', 'transformer']) as ModelCase['kind'][],
+    warmup: quick ? 2 : 5, reps: quick ? { mlp: 20, transformer: 5 } : { mlp: 100, transformer: 30 }, bucketBytes: Number(flag('bucket-bytes') ?? 1 << 20),
+  };
+  const started = performance.now();
+  const results = await ranks(plan);
+  const adapter = `cpu (Wasm, 1 thread per rank), ${WORKERS} ranks on ${(await import('node:os')).availableParallelism()} cores`;
+  const rows: BenchRow[] = [];
+  const fmt = (x: number) => x.toFixed(1).padStart(7);
+  for (const r of results) {
+    const one = median(r.single);
+    const [plain, over] = r.modes.map((md) => ({
+      total: median(md.total), compute: median(md.timing.map((t) => t.computeMs)), wait: median(md.timing.map((t) => t.waitMs)),
+      apply: median(md.timing.map((t) => t.applyMs)), buckets: md.timing[0]!.buckets,
+      during: median(md.timing.map((t) => t.startedDuringBackward)),
+    })) as [any, any];
+    const hidden = 1 - over.wait / plain.wait;
+    console.log(`\n${r.label} (${(r.params / 1e6).toFixed(2)} M parameters, ${r.single.length} timed rounds after ${plan.warmup} warm-up; medians on rank 0, ms)`);
+    console.log(`                                 step  fwd+bwd  wait after bwd  update+agree  buckets (started during bwd)`);
+    console.log(`  1 worker                     ${fmt(one)}`);
+    for (const [name, x] of [['2 workers, reduce after bwd', plain], ['2 workers, overlap', over]] as const) {
+      console.log(`  ${name.padEnd(27)}${fmt(x.total)}  ${fmt(x.compute)}  ${fmt(x.wait)}         ${fmt(x.apply)}     ${x.buckets} (${x.during})`);
+    }
+    console.log(`  all-reduce time hidden behind backward: ${(100 * hidden).toFixed(0)}% (wait ${over.wait.toFixed(2)} ms with overlap, ${plain.wait.toFixed(2)} ms without)`);
+    rows.push(
+      row({ case: `${r.label}: step, 2 workers without overlap vs 1 worker`, unit: 'ms', pullback: plain.total, peer: one, peerName: '1 worker', better: 'lower', adapter }),
+      row({ case: `${r.label}: step, 2 workers with overlap vs 1 worker`, unit: 'ms', pullback: over.total, peer: one, peerName: '1 worker', better: 'lower', adapter }),
+      row({ case: `${r.label}: step, 2 workers with overlap vs without`, unit: 'ms', pullback: over.total, peer: plain.total, peerName: '2 workers, reduce after backward', better: 'lower', adapter }),
+      row({ case: `${r.label}: fraction of all-reduce time hidden behind backward`, unit: 'fraction', pullback: hidden, peer: 0.5, peerName: 'target', better: 'higher', adapter }),
+    );
+  }
+  report('dp', rows);
+  console.log(`\n${quick ? '--quick: ' : ''}total ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}

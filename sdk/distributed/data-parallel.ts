@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: MIT
+// Data-parallel training over a Communicator. Every rank runs the same script (SPMD, as torchrun does): each takes
+// its contiguous slice of the global batch, runs reverse mode on it, and the gradients are averaged across ranks
+// before one optimizer step that every rank applies, so the parameters stay bitwise identical.
+//
+// Overlap. The backward pass reports each parameter's gradient the moment it is final (the gradient-final hook,
+// Session.onGradFinal: the transformer's generated pullbacks run in reverse program order, so the last layer's
+// gradients are final first). The hook copies the gradient into a staging bucket of `bucketBytes`; when a bucket
+// is full its all-reduce starts on the communicator's progress thread while this thread goes on with the backward
+// pass. Buckets are started in one order on every rank (a collective is matched by its place in the sequence):
+// the first step packs them in reverse tree order, then rank 0's observed order of finality is broadcast and the
+// buckets are rebuilt from it, as PyTorch's DistributedDataParallel does.
+//
+// Averaging. With gradReduce 'mean' (for losses with reduction 'mean') rank r's gradient is weighted by
+// W·b_r/B (b_r rows of B, W ranks) and the ranks' mean is taken, which is the gradient of the mean loss over the
+// whole batch: slices may differ in size by one row. With gradReduce 'sum' (reduction 'sum') the gradients are
+// summed: the gradient of the summed loss over the whole batch.
+//
+// Faults. A rank that throws during a step aborts the communicator with its error, so every other rank's pending
+// collective rejects with a CommError naming that rank and the cause (part of the communicator: a rank that dies
+// or does not answer within the timeout is reported the same way). The update is applied only after a last
+// all-reduce (the loss and a count of ranks) has completed, which needs every rank's gradients first: either every
+// rank applies the step or none does.
+import type { CpuTensor, WasmBackend } from '../../runtime-wasm/backend.js';
+import type { HostTensor } from '../../runtime-gpu/host.js';
+import { Tensor, constant } from '../tensor/engine.js';
+import { mapTree, tensorValueAndGrad, tensorsIn } from '../tensor/ad.js';
+import { slice } from '../tensor/ops.js';
+import type { Optimizer } from '../optim/optimizers.js';
+import { CommError, type Communicator, type ReduceOp } from './communicator.js';
+import { launch } from './launch.js';
+
+/** Options of {@link dataParallel}. */
+export interface DataParallelOptions {
+  /** Ranks in all, this one included (the launching thread is rank 0 and starts workers - 1 threads). */
+  workers: number;
+  /** Size of a gradient bucket, the unit of one all-reduce (default 1 MiB: 262,144 f32 values). A larger parameter gets a bucket of its own. */
+  bucketBytes?: number;
+  /** Start each bucket's all-reduce during the backward pass as soon as it is full (default true); false: all after it. */
+  overlap?: boolean;
+  /**
+   * How the ranks' gradients combine (default 'mean'). 'mean' for a loss with reduction 'mean' (the mean over the
+   * batch): the result is the gradient of the mean loss over the whole global batch, also with unequal slices.
+   * 'sum' for reduction 'sum': the gradient of the summed loss over the whole batch.
+   */
+  gradReduce?: 'mean' | 'sum';
+  /** How long a rank waits for the others before the step fails with a CommError (passed to launch). */
+  timeoutMs?: number;
+  /** The script the workers run (default: this process's, process.argv[1]), with these Node flags (default process.execArgv). */
+  entry?: string | URL;
+  execArgv?: string[];
+  /** Given to every worker (launchData()). */
+  workerData?: unknown;
+  /** In rank 0: what a worker posts with worker_threads' parentPort.postMessage (results, metrics), with its rank. */
+  onMessage?: (rank: number, message: unknown) => void;
+  /** An open communicator to train over instead of launching workers (workers is then its worldSize). */
+  comm?: Communicator;
+}
+
+/** Where one step's time went, on this rank. */
+export interface StepTiming {
+  /** Slicing the batch, forward and backward passes (the hook's copies included). */
+  computeMs: number;
+  /** From the end of the backward pass until every gradient bucket was reduced: communication not hidden. */
+  waitMs: number;
+  /** The final all-reduce (loss, agreement) and the optimizer update. */
+  applyMs: number;
+  /** The whole step. */
+  totalMs: number;
+  /** All-reduces of gradient buckets in this step. */
+  buckets: number;
+  /** How many of them were started before the backward pass ended. */
+  startedDuringBackward: number;
+}
+
+/** What {@link DataParallel.step} returns. */
+export interface DataParallelStep {
+  /** The loss of the whole global batch: the weighted mean (gradReduce 'mean') or the sum ('sum') of the ranks' losses. */
+  loss: number;
+  /** The optimizer step's learning rate. */
+  lr: number;
+  timing: StepTiming;
+}
+
+/** A data-parallel trainer: see {@link dataParallel}. */
+export interface DataParallel<P> {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** rank === 0: the rank that should print and save. */
+  readonly isMain: boolean;
+  /** The communicator (for other collectives, e.g. to gather metrics). */
+  readonly comm: Communicator;
+  /** Copies rank 0's values into every parameter of the tree (in place, on every rank) and returns the tree. */
+  broadcast<T = P>(params: T): Promise<T>;
+  /**
+   * One training step on the global batch: this rank's contiguous slice of every batch Tensor along axis 0,
+   * gradients reduced across ranks, then optimizer.step on every rank (params updated in place).
+   */
+  step(params: P, optimizer: Optimizer, ...batch: unknown[]): Promise<DataParallelStep>;
+  /** The rows [start, end) of a global batch of `rows` that this rank trains on. */
+  sliceOf(rows: number): [number, number];
+  /** Ends the communicator (and, on rank 0, the workers). */
+  close(): Promise<void>;
+}
+
+/**
+ * Data-parallel training of `lossFn(params, ...batch)` (a marked function returning a scalar Tensor, as given to
+ * valueAndGrad) on `workers` ranks. Every rank runs the same script; the first call launches the workers.
+ * Backends: 'cpu' and 'reference' (WebGPU read-backs are asynchronous and are not supported yet).
+ * @example
+ * await init({ backend: 'cpu' });
+ * const dp = await dataParallel(lossFn, { workers: 2 });
+ * const params = await dp.broadcast(initParams(dp.rank)); // rank 0's values everywhere
+ * const opt = adamw({ lr: 1e-3 });
+ * for (const [x, y] of data) {
+ *   const { loss } = await dp.step(params, opt, x, y); // x, y: the global batch; this rank trains on its slice
+ *   if (dp.isMain) console.log(loss);
+ * }
+ * await dp.close();
+ */
+export async function dataParallel<P>(lossFn: (params: P, ...batch: any[]) => Tensor, options: DataParallelOptions): Promise<DataParallel<P>> {
+  if (typeof lossFn !== 'function') throw new TypeError('dataParallel: lossFn must be a function (params, ...batch) => scalar Tensor');
+  if (!options || typeof options !== 'object') throw new TypeError('dataParallel: expected options { workers, ... }');
+  const { bucketBytes = 1 << 20, overlap = true, gradReduce = 'mean' } = options;
+  if (!Number.isSafeInteger(bucketBytes) || bucketBytes < 4) throw new RangeError(`dataParallel: bucketBytes must be an integer ≥ 4, got ${bucketBytes}`);
+  if (gradReduce !== 'mean' && gradReduce !== 'sum') throw new RangeError(`dataParallel: gradReduce must be 'mean' or 'sum', got ${String(gradReduce)}`);
+  let comm = options.comm;
+  if (!comm) {
+    const { workers } = options;
+    if (!Number.isSafeInteger(workers) || workers < 1) throw new RangeError(`dataParallel: workers must be an integer ≥ 1, got ${workers}`);
+    const { entry, execArgv, timeoutMs, workerData, onMessage } = options;
+    comm = await launch({ workers, entry, execArgv, timeoutMs, workerData, onMessage });
+  }
+  return new Trainer<P>(lossFn, comm, Math.max(1, Math.floor(bucketBytes / 4)), overlap, gradReduce);
+}
+
+// ---- host access to CPU and reference tensors ----
+
+/**
+ * @internal The values of an f32 tensor, synchronously: on the CPU backend a live view of the Wasm memory (valid
+ * until the next allocation: copy it at once), on the reference backend its f64 array. These are what a hook running
+ * inside the backward pass can read; WebGPU values come back asynchronously only.
+ */
+export function hostValues(t: Tensor, op = 'dataParallel'): Float32Array | Float64Array {
+  const v = t.value(op);
+  switch (t.backend.name) {
+    case 'cpu': return (t.backend.kernels as WasmBackend).cpu.f32((v as CpuTensor).buf);
+    case 'reference': return (v as HostTensor).data;
+    default:
+      throw new Error(`${op}: tensors on the ${t.backend.name} backend cannot be read synchronously; data-parallel training runs on the 'cpu' and 'reference' backends`);
+  }
+}
+
+/** A new f32 tensor shaped like `like`, on its backend, holding `src`. */
+function fromHost(like: Tensor, src: Float32Array): Tensor {
+  const t = constant(like.backend, like.shape, 0);
+  hostValues(t).set(src);
+  return t;
+}
+
+/** The distinct Tensors of a tree, in tree order (depth first, key order: the optimizers' order). */
+function distinctLeaves(tree: unknown): Tensor[] {
+  return [...new Set(tensorsIn(tree))];
+}
+
+// ---- buckets ----
+
+/** Which bucket and offset each parameter's gradient goes to, and the buckets' staging buffers. */
+class Layout {
+  /** Parameter index (tree order) -> bucket, and offset in it. */
+  readonly bucket: Int32Array;
+  readonly offset: Int32Array;
+  readonly buffers: Float32Array[] = [];
+  /** Parameters per bucket. */
+  readonly counts: number[] = [];
+  constructor(readonly leaves: readonly Tensor[], order: readonly number[], capacity: number, readonly learned: boolean) {
+    this.bucket = new Int32Array(leaves.length);
+    this.offset = new Int32Array(leaves.length);
+    const sizes: number[] = [];
+    let fill = 0;
+    for (const j of order) {
+      const n = leaves[j]!.size;
+      if (!sizes.length || (fill > 0 && fill + n > capacity)) { sizes.push(0); this.counts.push(0); fill = 0; }
+      const b = sizes.length - 1;
+      this.bucket[j] = b;
+      this.offset[j] = fill;
+      fill += n;
+      sizes[b] = fill;
+      this.counts[b]!++;
+    }
+    // Shared memory: the communicator's progress thread reduces in these buffers directly, with no copies.
+    for (const n of sizes) this.buffers.push(new Float32Array(new SharedArrayBuffer(4 * n)));
+  }
+  same(leaves: readonly Tensor[]): boolean {
+    return leaves.length === this.leaves.length && leaves.every((t, i) => t === this.leaves[i]);
+  }
+}
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+class Trainer<P> implements DataParallel<P> {
+  readonly rank: number;
+  readonly worldSize: number;
+  private layout: Layout | null = null;
+  private steps = 0;
+  /** Set once a step failed: the communicator is aborted and the group cannot go on. */
+  private failed: Error | null = null;
+
+  constructor(
+    private readonly lossFn: Function, readonly comm: Communicator, private readonly capacity: number,
+    private readonly overlap: boolean, private readonly gradReduce: 'mean' | 'sum',
+  ) {
+    this.rank = comm.rank;
+    this.worldSize = comm.worldSize;
+  }
+
+  get isMain(): boolean { return this.rank === 0; }
+
+  sliceOf(rows: number): [number, number] {
+    const W = this.worldSize;
+    return [Math.floor((this.rank * rows) / W), Math.floor(((this.rank + 1) * rows) / W)];
+  }
+
+  async broadcast<T>(params: T): Promise<T> {
+    this.usable('broadcast');
+    const leaves = distinctLeaves(params);
+    for (const t of leaves) if (t.dtype !== 'f32') throw new Error(`dataParallel.broadcast: parameters must be f32, got a ${t.dtype}[${t.shape.join(', ')}] tensor`);
+    const buf = new Float32Array(leaves.reduce((n, t) => n + t.size, 0));
+    let at = 0;
+    for (const t of leaves) { buf.set(hostValues(t, 'dataParallel.broadcast'), at); at += t.size; }
+    await this.collective(() => this.comm.broadcast(buf, 0));
+    at = 0;
+    for (const t of leaves) { hostValues(t, 'dataParallel.broadcast').set(buf.subarray(at, at + t.size)); at += t.size; }
+    return params;
+  }
+
+  async step(params: P, optimizer: Optimizer, ...batch: unknown[]): Promise<DataParallelStep> {
+    this.usable('step');
+    const n = ++this.steps;
+    try {
+      // A mistake here is the same on every rank (one script), but it still ends the group: no rank is left waiting.
+      if (!optimizer || typeof optimizer.step !== 'function') throw new TypeError('expected (params, optimizer, ...batch), e.g. dp.step(params, adamw({ lr: 1e-3 }), x, y)');
+      const leaves = distinctLeaves(params);
+      if (!leaves.length) throw new Error('params holds no Tensor; pass the parameter tree lossFn differentiates');
+      for (const t of leaves) {
+        if (t.dtype !== 'f32') throw new Error(`parameters must be f32 (optimizers update f32 master weights), got a ${t.dtype}[${t.shape.join(', ')}] tensor`);
+        hostValues(t, 'dataParallel.step'); // refuses a backend the hook cannot read, before anything starts
+      }
+      return await this.run(params, leaves, optimizer, batch);
+    } catch (e) {
+      // Some rank failed: this one (tell the others), or another (the communicator says which, and why).
+      const err = e instanceof CommError ? e : new Error(`dataParallel: step ${n} failed on rank ${this.rank}: ${message(e)}`, { cause: e });
+      if (!(e instanceof CommError)) this.comm.abort(e);
+      this.failed = err;
+      throw err;
+    }
+  }
+
+  private async run(params: P, leaves: Tensor[], optimizer: Optimizer, batch: unknown[]): Promise<DataParallelStep> {
+    const t0 = performance.now();
+    let layout = this.layout;
+    if (!layout || !layout.same(leaves)) {
+      // First guess: the reverse of the tree order (a model's last layers come last in its tree and finish first).
+      layout = this.layout = new Layout(leaves, leaves.map((_, i) => leaves.length - 1 - i), this.capacity, false);
+    }
+    const index = new Map(leaves.map((t, i) => [t, i]));
+    const { args, rows, local, made } = this.split(batch);
+    const weight = this.gradReduce === 'mean' ? (local * this.worldSize) / rows : 1;
+    const op: ReduceOp = this.gradReduce;
+
+    // The hook: pack each final gradient into its bucket; a full bucket (and every one before it) starts reducing.
+    const pending = Int32Array.from(layout.counts);
+    const reductions: Promise<void>[] = [];
+    const order: number[] = [];
+    let next = 0, backwardDone = false, startedDuringBackward = 0;
+    const L = layout;
+    const start = (): void => {
+      while (next < pending.length && pending[next] === 0) {
+        const p = this.comm.allReduce(L.buffers[next]!, op);
+        p.catch(() => {}); // observed below; a rejection must not count as unhandled meanwhile
+        reductions.push(p);
+        if (!backwardDone) startedDuringBackward++;
+        next++;
+      }
+    };
+    const onGradFinal = (leaf: Tensor, grad: Tensor): void => {
+      const j = index.get(leaf);
+      if (j === undefined) return;
+      order.push(j);
+      const src = hostValues(grad, 'dataParallel.step'), dst = L.buffers[L.bucket[j]!]!, at = L.offset[j]!;
+      if (weight === 1) dst.set(src, at);
+      else for (let i = 0; i < src.length; i++) dst[at + i] = src[i]! * weight;
+      pending[L.bucket[j]!]!--;
+      if (this.overlap) start();
+    };
+
+    let loss: Tensor | undefined, grads: unknown;
+    try {
+      const r = tensorValueAndGrad(this.lossFn, undefined, [params, ...args], [0], { onGradFinal });
+      loss = r.value; grads = r.grads[0];
+      backwardDone = true;
+      const t1 = performance.now();
+      start();
+      if (next !== pending.length) throw new Error(`the backward pass reported ${order.length} of ${leaves.length} parameter gradients`);
+      // After a first step, every rank packs its buckets in the order in which rank 0's gradients became final.
+      const learnt = L.learned ? null : Float32Array.from(order);
+      if (learnt) this.comm.broadcast(learnt, 0).catch(() => {}); // completes before the next call (in order)
+      // The loss of the global batch and the agreement to apply: this collective completes only once every rank
+      // has sent every bucket, so no rank updates its parameters unless all of them can.
+      const lossValue = hostValues(loss, 'dataParallel.step')[0]!;
+      const commit = Float32Array.of(this.gradReduce === 'mean' ? (lossValue * local) / rows : lossValue, 1);
+      const agreed = this.comm.allReduce(commit, 'sum');
+      agreed.catch(() => {});
+      await Promise.all(reductions);
+      const t2 = performance.now();
+      await agreed;
+      if (commit[1] !== this.worldSize) throw new Error(`the final all-reduce counted ${commit[1]} ranks, expected ${this.worldSize}`);
+      if (learnt) this.relayout(leaves, learnt);
+      // The reduced gradients, as new tensors for the optimizer (which consumes them).
+      const reduced = new Map(leaves.map((t, j) => [t, fromHost(t, L.buffers[L.bucket[j]!]!.subarray(L.offset[j]!, L.offset[j]! + t.size))]));
+      for (const g of distinctLeaves(grads)) g.dispose();
+      grads = mapTree(params, (t) => reduced.get(t)!);
+      const { lr } = await optimizer.step(params, grads);
+      grads = undefined;
+      const t3 = performance.now();
+      return {
+        loss: commit[0]!, lr,
+        timing: { computeMs: t1 - t0, waitMs: t2 - t1, applyMs: t3 - t2, totalMs: t3 - t0, buckets: pending.length, startedDuringBackward },
+      };
+    } finally {
+      loss?.dispose();
+      if (grads) for (const g of distinctLeaves(grads)) g.dispose();
+      for (const t of made) t.dispose();
+    }
+  }
+
+  /** The buckets from rank 0's order of finality (broadcast into `order`). */
+  private relayout(leaves: Tensor[], order: Float32Array): void {
+    if (order.length !== leaves.length || new Set(order).size !== leaves.length || order.some((j) => !(j >= 0 && j < leaves.length))) {
+      throw new Error('rank 0 sent a bucket order that is not a permutation of the parameters');
+    }
+    this.layout = new Layout(leaves, Array.from(order), this.capacity, true);
+  }
+
+  /** This rank's slice of each batch Tensor (rank ≥ 1) along axis 0; other arguments as they are. */
+  private split(batch: unknown[]): { args: unknown[]; rows: number; local: number; made: Tensor[] } {
+    const made: Tensor[] = [];
+    let rows = -1;
+    batch.forEach((a, i) => {
+      if (!(a instanceof Tensor) || a.rank === 0) return;
+      if (rows < 0) rows = a.shape[0]!;
+      else if (a.shape[0] !== rows) {
+        throw new Error(`batch argument ${i} has ${a.shape[0]} rows but an earlier one ${rows}; every batch Tensor is split along axis 0, so they must agree`);
+      }
+    });
+    if (rows < 0) throw new Error('the batch holds no Tensor with a leading (batch) axis to split across ranks');
+    if (rows < this.worldSize) throw new Error(`a batch of ${rows} rows cannot be split across ${this.worldSize} ranks (each needs at least one)`);
+    if (this.worldSize === 1) return { args: batch, rows, local: rows, made };
+    const [from, to] = this.sliceOf(rows);
+    const args = batch.map((a) => {
+      if (!(a instanceof Tensor) || a.rank === 0) return a;
+      const s = slice(a, [from, ...a.shape.slice(1).map(() => 0)], [to - from, ...a.shape.slice(1)]);
+      made.push(s);
+      return s;
+    });
+    return { args, rows, local: to - from, made };
+  }
+
+  /** A collective outside a step: a failure ends the group as a step's does. */
+  private async collective(f: () => Promise<void>): Promise<void> {
+    try { await f(); } catch (e) {
+      this.failed = e instanceof Error ? e : new Error(String(e));
+      throw e;
+    }
+  }
+
+  private usable(what: string): void {
+    if (this.failed) {
+      throw new Error(`dataParallel.${what}: an earlier step failed (${message(this.failed)}); the group cannot continue: close it and start a new one`, { cause: this.failed });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.comm.close();
+  }
+}

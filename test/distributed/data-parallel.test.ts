@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+// dataParallel on the CPU backend, with real worker threads (this thread is rank 0; the others run
+// fixtures/dp-worker.ts): one step on 2 and 3 workers equals one step of one worker on the whole batch (mean and
+// sum losses, equal and unequal slices, with and without overlap), the parameters stay bitwise identical on every
+// rank over 50 Adam steps with memory flat, and a rank that exits or throws in the middle of a run ends that step
+// on every other rank with an Error naming it and the cause, within the timeout, with no parameter updated. And the
+// MNIST sample's --workers 2 trains to the accuracy of one worker.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Tensor, init, sgd, tensor, valueAndGrad, dataParallel } from '../../sdk/index.js';
+import { load, root } from '../support/compile.js';
+
+type Dense = { w: Tensor; b: Tensor };
+const w = await load('test/distributed/fixtures/dp-worker.ts');
+const m = await import('../../../.cache/test/distributed/fixtures/dp-models.js' as string);
+type Config = import('./fixtures/dp-worker.js').Config;
+type Report = import('./fixtures/dp-worker.js').Report;
+await init({ backend: 'cpu' });
+
+const SIZES = [12, 16, 16, 5];
+const base: Omit<Config, 'workers' | 'batch'> = { sizes: SIZES, reduction: 'mean', steps: 1, optimizer: 'sgd', timeoutMs: 10_000 };
+
+/** |a - b| <= atol + rtol |b| elementwise, naming the worst element. */
+function close(what: string, got: readonly number[], want: readonly number[], rtol = 1e-5, atol = 1e-6): void {
+  assert.is(got.length, want.length, `${what}: length`);
+  let worst = -1, excess = 0;
+  got.forEach((g, i) => {
+    const e = Math.abs(g - want[i]!) - (atol + rtol * Math.abs(want[i]!));
+    if (e > excess) { worst = i; excess = e; }
+  });
+  if (worst >= 0) assert.unreachable(`${what}: element ${worst} is ${got[worst]}, expected ${want[worst]}`);
+}
+
+/** One SGD step of one worker on the whole batch from `initial`: the flattened parameters after it, and the loss. */
+async function oneWorker(cfg: Config, initial: number[]): Promise<{ params: number[]; loss: number }> {
+  let at = 0;
+  const params: Dense[] = SIZES.slice(1).map((n, i) => {
+    const take = (shape: number[]) => { const k = shape.reduce((a, b) => a * b); const t = tensor(initial.slice(at, at + k), shape); at += k; return t; };
+    return { w: take([SIZES[i]!, n]), b: take([n]) };
+  });
+  const [x, y] = w.batchOf(cfg, 0) as [Tensor, Tensor];
+  const [loss, grads] = valueAndGrad(m.mlpLoss)(params, x, y, cfg.reduction) as unknown as [Tensor, Dense[]];
+  await sgd({ lr: 0.1 }).step(params, grads);
+  return { params: await w.flat(params), loss: await loss.item() };
+}
+
+async function oneStepMatches(workers: number, batch: number, extra: Partial<Config> = {}): Promise<void> {
+  const cfg: Config = { ...base, workers, batch, ...extra };
+  const reports: Report[] = await w.run(cfg);
+  assert.equal(reports.map((r) => r.rank), Array.from({ length: workers }, (_, i) => i));
+  for (const r of reports) {
+    assert.equal(r.initial, reports[0]!.initial, `rank ${r.rank} did not start from rank 0's parameters`);
+    assert.equal(r.final, reports[0]!.final, `rank ${r.rank}'s parameters differ from rank 0's after the step`);
+    assert.is(r.losses[0], reports[0]!.losses[0]);
+  }
+  const want = await oneWorker(cfg, reports[0]!.initial);
+  assert.ok(reports[0]!.final.some((v, i) => v !== reports[0]!.initial[i]), 'the step changed nothing');
+  close('parameters after one step', reports[0]!.final, want.params);
+  close('loss', [reports[0]!.losses[0]!], [want.loss]);
+}
+
+test('2 workers, mean loss, equal slices: one step = one worker on the whole batch', () => oneStepMatches(2, 12));
+test('3 workers, mean loss, unequal slices (3, 2, 2 rows), reduced after backward: one step = one worker', () => oneStepMatches(3, 7, { overlap: false }));
+test('3 workers, summed loss (gradReduce sum), slices of 3, 3 and 4 rows, 16-float buckets: one step = one worker', () => oneStepMatches(3, 10, { reduction: 'sum', bucketBytes: 64 }));
+
+test('50 Adam steps on 3 workers: parameters bitwise identical on every rank, buckets started during backward, memory flat', async () => {
+  const reports: Report[] = await w.run({ ...base, workers: 3, batch: 12, steps: 50, optimizer: 'adam', bucketBytes: 512 });
+  for (const r of reports) {
+    assert.is(r.losses.length, 50);
+    assert.equal(r.final, reports[0]!.final, `rank ${r.rank}'s parameters differ from rank 0's after 50 steps`);
+    assert.equal(r.losses, reports[0]!.losses);
+  }
+  const [r0] = reports;
+  assert.ok(r0!.losses[49]! < 0.6 * r0!.losses[0]!, `loss ${r0!.losses[0]} -> ${r0!.losses[49]}`);
+  assert.ok(r0!.buckets > 2 && r0!.startedDuringBackward >= r0!.buckets - 1, `${r0!.startedDuringBackward} of ${r0!.buckets} buckets started during the backward pass`);
+  assert.is(r0!.live[1], r0!.live[0], `rank 0's live tensors after steps 2 and 50: ${r0!.live}`);
+});
+
+/** Every surviving rank: a step error naming `rank` and the cause, within the timeout, parameters untouched. */
+function faultReported(reports: Report[], rank: number, cause: RegExp, timeoutMs: number): void {
+  for (const r of reports.filter((x) => x.rank !== rank)) {
+    const e = r.error;
+    assert.ok(e, `rank ${r.rank} finished without an error`);
+    assert.is(e!.rank, rank, `rank ${r.rank}: ${e!.name}: ${e!.message}`);
+    assert.match(e!.message, new RegExp(`rank ${rank}`));
+    assert.match(e!.message, cause);
+    assert.ok(e!.ms < timeoutMs, `rank ${r.rank} learnt of the failure after ${e!.ms.toFixed(0)} ms (timeout ${timeoutMs})`);
+    assert.not.ok(e!.changed, `rank ${r.rank} changed its parameters in the failed step`);
+    assert.is(r.losses.length, 3, `rank ${r.rank} trained ${r.losses.length} steps before the failure`);
+  }
+}
+
+test('a worker that exits at step 3 of 3 ranks: the others fail that step naming it and the exit, parameters unchanged', async () => {
+  const timeoutMs = 8000;
+  const t0 = performance.now();
+  const reports: Report[] = await w.run({ ...base, workers: 3, batch: 12, steps: 6, timeoutMs, fault: { rank: 2, step: 3, how: 'exit' } });
+  assert.equal(reports.map((r) => r.rank), [0, 1]); // rank 2 is gone
+  faultReported(reports, 2, /exited with code 3/, timeoutMs);
+  assert.ok(performance.now() - t0 < 2 * timeoutMs);
+});
+
+test('a worker whose loss throws at step 3: every rank fails that step naming it and the error, parameters unchanged', async () => {
+  const timeoutMs = 8000;
+  const reports: Report[] = await w.run({ ...base, workers: 2, batch: 12, steps: 6, timeoutMs, fault: { rank: 1, step: 3, how: 'throw' } });
+  assert.equal(reports.map((r) => r.rank), [0, 1]);
+  faultReported(reports, 1, /label 95/, timeoutMs);
+  // The rank that threw reports its own error, and does not update either.
+  const own = reports[1]!.error!;
+  assert.match(own.message, /step 4 failed on rank 1: .*label 95/);
+  assert.not.ok(own.changed);
+  assert.equal(reports[1]!.final, reports[0]!.final);
+});
+
+test('samples/mnist --quick --workers 2 reaches the accuracy of one worker, printing from rank 0 only', () => {
+  const run = (...extra: string[]) => {
+    const out = mkdtempSync(join(tmpdir(), 'pullback-mnist-dp-'));
+    try {
+      const r = spawnSync(process.execPath, ['--import', 'pullback/register', 'samples/mnist/train.ts', '--quick', '--backend', 'cpu', '--out', out, ...extra], {
+        cwd: root, encoding: 'utf8', timeout: 60_000,
+      });
+      assert.is(r.status, 0, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}\n${r.stdout}`);
+      return { stdout: r.stdout, history: JSON.parse(readFileSync(join(out, 'history.json'), 'utf8')) as { testAccuracy: number; loss: { values: number[] } } };
+    } finally { rmSync(out, { recursive: true, force: true }); }
+  };
+  const one = run(), two = run('--workers', '2');
+  assert.match(two.stdout, /2 data-parallel workers/);
+  assert.is(two.stdout.match(/^test accuracy:/gm)?.length, 1, 'only rank 0 prints');
+  assert.ok(Math.abs(two.history.testAccuracy - one.history.testAccuracy) <= 1.5, `accuracy ${two.history.testAccuracy}% with 2 workers, ${one.history.testAccuracy}% with one`);
+  const [a, b] = [one.history.loss.values.at(-1)!, two.history.loss.values.at(-1)!];
+  assert.ok(Math.abs(a - b) <= 0.05 * a, `last loss ${b} with 2 workers, ${a} with one`);
+});
+
+test('options are checked', async () => {
+  const rejects = async (p: Promise<unknown>, re: RegExp) => {
+    const e = await p.then(() => null, (err: Error) => err);
+    assert.ok(e, `expected a rejection matching ${re}`);
+    assert.match(e!.message, re);
+  };
+  await rejects(dataParallel(m.mlpLoss, { workers: 0 }), /workers must be an integer ≥ 1, got 0/);
+  await rejects(dataParallel(m.mlpLoss, { workers: 1, gradReduce: 'max' as never }), /gradReduce must be 'mean' or 'sum'/);
+});
+
+test.run();
