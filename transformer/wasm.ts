@@ -131,7 +131,11 @@ function precheck(c: WasmCandidate): string | undefined {
   return stores ? `it writes into an array argument (\`${stores}\`); the Wasm sweeps work on copies` : undefined;
 }
 
-/** The exported entry points of one function, in the calling convention of support.as.ts. */
+/**
+ * The exported entry points of one function, in the calling convention of support.as.ts: the forward sweep
+ * copies the array arguments in from the staging buffer; the reverse sweep copies the caller's adjoints of
+ * them in (it accumulates into them, as the JS sweep does into the caller's arrays) and back out.
+ */
 function wrappers(fn: Fn): string {
   const arrs = fn.params.map((p, i) => ({ p, i })).filter(({ p }) => p.type === 'arr');
   const nums = fn.params.filter((p) => p.type === 'num');
@@ -142,16 +146,17 @@ function wrappers(fn: Fn): string {
     `export function ${fn.prefix}$fwd$w(${['id: i32', ...arrs.map(({ i }) => `len${i}: i32`), ...numSig].join(', ')}): f64 {`,
     '  const fr = $frame(id);',
     '  let off = 0;',
-    ...arrs.flatMap(({ i }, j) => [`  const a${i} = $in(fr, ${2 * j}, len${i}, off);`, `  off += len${i};`, `  const s${i} = $zero(fr, ${2 * j + 1}, len${i});`]),
+    ...arrs.flatMap(({ i }, j) => [`  const a${i} = $in(fr, ${2 * j}, len${i}, off);`, `  off += len${i};`, `  const s${i} = $slot(fr, ${2 * j + 1}, len${i});`]),
     `  return ${asName(`${fn.prefix}$fwd`)}(${['fr.tape', ...args, ...shadows].join(', ')});`,
     '}',
   ];
   const rev = [
     `export function ${fn.prefix}$rev$w(${['id: i32', ...numSig, 'seed: f64'].join(', ')}): f64 {`,
     '  const fr = $frameAt(id);',
-    ...arrs.flatMap(({ i }, j) => [`  const a${i} = unchecked(fr.slots[${2 * j}]);`, `  const s${i} = unchecked(fr.slots[${2 * j + 1}]);`]),
-    `  ${nums.length === 1 ? 'const r = ' : ''}${asName(`${fn.prefix}$rev`)}(${['fr.tape', ...args, ...shadows, 'seed'].join(', ')});`,
     '  let off = 0;',
+    ...arrs.flatMap(({ i }, j) => [`  const a${i} = unchecked(fr.slots[${2 * j}]);`, `  const s${i} = unchecked(fr.slots[${2 * j + 1}]);`, `  off = $load(s${i}, off);`]),
+    `  ${nums.length === 1 ? 'const r = ' : ''}${asName(`${fn.prefix}$rev`)}(${['fr.tape', ...args, ...shadows, 'seed'].join(', ')});`,
+    '  off = 0;',
     ...arrs.map(({ i }) => `  off = $out(s${i}, off);`),
     ...(nums.length > 1 ? [`  $outD(fr.tape, ${nums.length}, off);`] : []),
     `  return ${nums.length === 1 ? 'r' : '0.0'};`,

@@ -123,3 +123,62 @@ export function newtonSqrtGrad(a: number): number {
   }
   return ab + xb;
 }
+
+/**
+ * Explicit heat diffusion on an n×n grid (row-major, insulated edges: a missing neighbour reads the cell
+ * itself), `steps` steps of u ← u + k·Δu; the loss is the sum of squares of the final field, differentiated
+ * with respect to the initial field.
+ * @differentiable
+ */
+export function heat(u0: Float64Array, n: number, steps: number, k: number): number {
+  let u = Float64Array.from(u0);
+  let v = new Float64Array(u0.length);
+  for (let s = 0; s < steps; s++) {
+    for (let i = 0; i < n; i++) {
+      const up = i > 0 ? i - 1 : i, down = i < n - 1 ? i + 1 : i;
+      for (let j = 0; j < n; j++) {
+        const left = j > 0 ? j - 1 : j, right = j < n - 1 ? j + 1 : j;
+        const c = u[i * n + j];
+        v[i * n + j] = c + k * (u[up * n + j] + u[down * n + j] + u[i * n + left] + u[i * n + right] - 4 * c);
+      }
+    }
+    const t = u;
+    u = v;
+    v = t;
+  }
+  let e = 0;
+  for (let p = 0; p < u.length; p++) e += u[p] * u[p];
+  return e;
+}
+
+/** Hand-written: the step is linear, so its reverse applies the transposed stencil `steps` times to 2·u. */
+export function heatGrad(u0: Float64Array, n: number, steps: number, k: number): Float64Array {
+  let u = Float64Array.from(u0), v = new Float64Array(u0.length);
+  for (let s = 0; s < steps; s++) {
+    for (let i = 0; i < n; i++) {
+      const up = i > 0 ? i - 1 : i, down = i < n - 1 ? i + 1 : i;
+      for (let j = 0; j < n; j++) {
+        const left = j > 0 ? j - 1 : j, right = j < n - 1 ? j + 1 : j;
+        const c = u[i * n + j]!;
+        v[i * n + j] = c + k * (u[up * n + j]! + u[down * n + j]! + u[i * n + left]! + u[i * n + right]! - 4 * c);
+      }
+    }
+    const t = u; u = v; v = t;
+  }
+  let g = new Float64Array(u.length), h = new Float64Array(u.length);
+  for (let p = 0; p < u.length; p++) g[p] = 2 * u[p]!;
+  for (let s = 0; s < steps; s++) {
+    h.fill(0);
+    for (let i = 0; i < n; i++) {
+      const up = i > 0 ? i - 1 : i, down = i < n - 1 ? i + 1 : i;
+      for (let j = 0; j < n; j++) {
+        const left = j > 0 ? j - 1 : j, right = j < n - 1 ? j + 1 : j;
+        const gv = g[i * n + j]!, kg = k * gv;
+        h[i * n + j]! += gv - 4 * kg;
+        h[up * n + j]! += kg; h[down * n + j]! += kg; h[i * n + left]! += kg; h[i * n + right]! += kg;
+      }
+    }
+    const t = g; g = h; h = t;
+  }
+  return g;
+}

@@ -7,15 +7,22 @@
 // interleaved gradients each keep their own state). A frame holds a tape and the arrays of one call:
 // slot 2j is the copy of the j-th array argument, slot 2j+1 its adjoint. JS writes the array arguments,
 // one after the other, into the staging buffer, calls `<f>$fwd$w(frame, lengths..., numbers...)`, and
-// later `<f>$rev$w(frame, numbers..., seed)`, which leaves the array adjoints (then the adjoints of the
-// number parameters, when there are several) in the staging buffer. Slots and the staging buffer are reused
-// from call to call; they are reallocated only when a length changes.
+// later, with the caller's adjoints of the array arguments in the staging buffer (the reverse sweep adds to
+// them, as the JS sweep adds to the caller's arrays), `<f>$rev$w(frame, numbers..., seed)`, which leaves the
+// array adjoints (then the adjoints of the number parameters, when there are several) in the staging buffer.
+// Slots and the staging buffer are reused from call to call; they are reallocated only when a length changes.
 
 /** Past this many values (8 bytes each) a tape refuses to grow: set from JS through `$setLimit`. */
 let $limit: i32 = 1 << 26;
 /** Length of the tape that hit the limit, for the JS error message. */
 let $fullAt: i32 = 0;
 const $EMPTY = new Float64Array(0);
+/**
+ * Whether anything may have become garbage since the last collection: scratch arrays of the sweeps (they
+ * allocate through `$new`, `$copy`, `$view`) and buffers the support code replaced. `$collect` runs the
+ * collector only then, so the sweeps of functions that allocate nothing never pay for it.
+ */
+let $garbage = false;
 
 /** The tape of one sweep pair: a stack of f64 (overwritten values, branches, trip counts) and one of arrays. */
 class Tape {
@@ -43,7 +50,7 @@ class Tape {
 
   pushRef(a: Float64Array): void {
     if (this.rp < this.refs.length) unchecked(this.refs[this.rp] = a);
-    else this.refs.push(a);
+    else { this.refs.push(a); $garbage = true; }
     this.rp++;
   }
 
@@ -63,6 +70,7 @@ class Tape {
     }
     const next = new Float64Array(min(n << 1, $limit));
     memory.copy(next.dataStart, this.f.dataStart, <usize>n << 3);
+    $garbage = true;
     this.f = next;
     this.end = next.length;
   }
@@ -78,7 +86,7 @@ let $stage = new Float64Array(256);
 
 /** The staging buffer's address, after making room for `n` values. */
 export function $stagePtr(n: i32): usize {
-  if ($stage.length < n) $stage = new Float64Array(max(n, $stage.length << 1));
+  if ($stage.length < n) { $stage = new Float64Array(max(n, $stage.length << 1)); $garbage = true; }
   return $stage.dataStart;
 }
 
@@ -108,29 +116,57 @@ function $slot(fr: Frame, k: i32, len: i32): Float64Array {
   let a = unchecked(fr.slots[k]);
   if (a.length != len) {
     a = new Float64Array(len);
+    $garbage = true;
     unchecked(fr.slots[k] = a);
   }
   return a;
 }
 
+/**
+ * Copies n values. memory.copy is a call into the engine, which costs more than a loop for the short arrays
+ * of a small problem (Rosenbrock on 100 values copies three such arrays per gradient).
+ */
+@inline function $move(dst: usize, src: usize, n: i32): void {
+  if (n < 64) for (let i = 0; i < n; i++) store<f64>(dst + (<usize>i << 3), load<f64>(src + (<usize>i << 3)));
+  else memory.copy(dst, src, <usize>n << 3);
+}
+
 /** Slot k, holding `len` values copied from the staging buffer at `off`. */
 function $in(fr: Frame, k: i32, len: i32, off: i32): Float64Array {
   const a = $slot(fr, k, len);
-  memory.copy(a.dataStart, $stage.dataStart + (<usize>off << 3), <usize>len << 3);
+  $move(a.dataStart, $stage.dataStart + (<usize>off << 3), len);
   return a;
 }
 
-/** Slot k, zeroed: the adjoint of an array argument. */
-function $zero(fr: Frame, k: i32, len: i32): Float64Array {
-  const a = $slot(fr, k, len);
-  memory.fill(a.dataStart, 0, <usize>len << 3);
-  return a;
+/** Copies `a.length` values from the staging buffer at `off` into `a`; returns the offset after them. */
+function $load(a: Float64Array, off: i32): i32 {
+  $move(a.dataStart, $stage.dataStart + (<usize>off << 3), a.length);
+  return off + a.length;
 }
 
 /** Copies `a` into the staging buffer at `off`; returns the offset after it. */
 function $out(a: Float64Array, off: i32): i32 {
-  memory.copy($stage.dataStart + (<usize>off << 3), a.dataStart, <usize>a.length << 3);
+  $move($stage.dataStart + (<usize>off << 3), a.dataStart, a.length);
   return off + a.length;
+}
+
+/** Runs the collector when something may have become garbage (JS calls this between gradients). */
+export function $collect(): void {
+  if (!$garbage) return;
+  $garbage = false;
+  __collect();
+}
+
+/** A scratch array of the sweeps (`new Float64Array(n)` of the source). */
+function $new(n: i32): Float64Array {
+  $garbage = true;
+  return new Float64Array(n);
+}
+
+/** A view (`a.subarray(b, e)` of the source). */
+function $view(a: Float64Array, b: i32, e: i32): Float64Array {
+  $garbage = true;
+  return a.subarray(b, e);
 }
 
 function $outD(t: Tape, n: i32, off: i32): void {
@@ -139,20 +175,62 @@ function $outD(t: Tape, n: i32, off: i32): void {
 
 /**
  * Element access with one unsigned comparison as the bounds check (AssemblyScript's checked `a[i]` made
- * Rosenbrock's sweeps five times slower). Out of range is an Error here, where JS would read NaN.
+ * Rosenbrock's sweeps five times slower). Out of range is an Error here, where JS would read NaN. Indices are
+ * i64: the integer locals of the sweeps (see passes/assemblyscript.ts) are, and a float index is truncated.
  */
-@inline function $ld(a: Float64Array, i: i32): f64 {
-  if (<u32>i >= <u32>a.length) $outOfRange(i, a.length);
-  return unchecked(a[i]);
+@inline function $ld(a: Float64Array, i: i64): f64 {
+  if (<u64>i >= <u64>a.length) { $outOfRange(i, a.length); unreachable(); }
+  return load<f64>(a.dataStart + (<usize>i << 3));
 }
 
-@inline function $st(a: Float64Array, i: i32, v: f64): void {
-  if (<u32>i >= <u32>a.length) $outOfRange(i, a.length);
-  unchecked(a[i] = v);
+@inline function $st(a: Float64Array, i: i64, v: f64): void {
+  if (<u64>i >= <u64>a.length) { $outOfRange(i, a.length); unreachable(); }
+  store<f64>(a.dataStart + (<usize>i << 3), v);
 }
 
-function $outOfRange(i: i32, n: i32): void {
+// (The `unreachable()` after the throwing call tells the optimizers that a passed check holds afterwards:
+// the repeated checks of one index then fold, which halves the time of Rosenbrock's loop.)
+//
+// The same through an array's data pointer and length, which the sweeps keep in locals (`x$$p`, `x$$n`):
+// a store into linear memory could alias the array's header as far as the optimizers know, so reading them
+// from the header at every access would reload both after each store.
+@inline function $ldc(p: usize, n: i64, i: i64): f64 {
+  if (<u64>i >= <u64>n) { $outOfRange(i, <i32>n); unreachable(); }
+  return load<f64>(p + (<usize>i << 3));
+}
+
+@inline function $stc(p: usize, n: i64, i: i64, v: f64): void {
+  if (<u64>i >= <u64>n) { $outOfRange(i, <i32>n); unreachable(); }
+  store<f64>(p + (<usize>i << 3), v);
+}
+
+/** a[i] += v with one bounds check (v is evaluated before a[i] is read: the printer uses it only where that is the same). */
+@inline function $addc(p: usize, n: i64, i: i64, v: f64): void {
+  if (<u64>i >= <u64>n) { $outOfRange(i, <i32>n); unreachable(); }
+  const q = p + (<usize>i << 3);
+  store<f64>(q, load<f64>(q) + v);
+}
+
+@inline function $subc(p: usize, n: i64, i: i64, v: f64): void {
+  if (<u64>i >= <u64>n) { $outOfRange(i, <i32>n); unreachable(); }
+  const q = p + (<usize>i << 3);
+  store<f64>(q, load<f64>(q) - v);
+}
+
+function $outOfRange(i: i64, n: i32): void {
   throw new RangeError('index ' + i.toString() + ' is out of range for an array of length ' + n.toString());
+}
+
+/** JS truthiness of a number: neither 0 nor NaN. */
+@inline function $truthy(x: f64): bool {
+  return x != 0 && x == x;
+}
+
+/** Grows a tape whose stack pointer a sweep keeps in a local; returns the (possibly moved) data pointer. */
+function $grow(t: Tape, sp: i32): usize {
+  t.sp = sp;
+  t.grow();
+  return t.f.dataStart;
 }
 
 function $addTo(dst: Float64Array, src: Float64Array): void {
@@ -161,6 +239,7 @@ function $addTo(dst: Float64Array, src: Float64Array): void {
 }
 
 function $copy(a: Float64Array): Float64Array {
+  $garbage = true;
   const b = new Float64Array(a.length);
   memory.copy(b.dataStart, a.dataStart, <usize>a.length << 3);
   return b;
@@ -168,12 +247,30 @@ function $copy(a: Float64Array): Float64Array {
 
 /** Index of the first maximum (ties go to the first argument, as in the JS runtime). */
 function $argmax(xs: StaticArray<f64>): f64 {
+  $garbage = true;
   let best = 0;
   for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
   return <f64>best;
 }
 
+@inline function $argmax2(a: f64, b: f64): f64 {
+  return b > a ? 1.0 : 0.0;
+}
+
+@inline function $argmax3(a: f64, b: f64, c: f64): f64 {
+  return c > (b > a ? b : a) ? 2.0 : b > a ? 1.0 : 0.0;
+}
+
+@inline function $argmin2(a: f64, b: f64): f64 {
+  return b < a ? 1.0 : 0.0;
+}
+
+@inline function $argmin3(a: f64, b: f64, c: f64): f64 {
+  return c < (b < a ? b : a) ? 2.0 : b < a ? 1.0 : 0.0;
+}
+
 function $argmin(xs: StaticArray<f64>): f64 {
+  $garbage = true;
   let best = 0;
   for (let i = 1; i < xs.length; i++) if (xs[i] < xs[best]) best = i;
   return <f64>best;

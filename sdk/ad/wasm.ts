@@ -50,15 +50,17 @@ export class ScalarWasmModule {
     }
   }
 
-  /** The staging buffer, with room for n values. */
+  /**
+   * The staging buffer, with room for n values (at least one). A view of a memory that has grown since is
+   * detached and has length 0, so the length test alone notices both.
+   */
   stage(n: number): Float64Array {
+    if (this.stageView.length >= n && this.stageView.length > 0) return this.stageView;
     const mem = this.exports!.memory;
-    if (n > this.stageCap || this.stageView.buffer !== mem.buffer) {
-      const cap = Math.max(n, this.stageCap);
-      const ptr = this.exports!.$stagePtr(cap) as number;
-      this.stageCap = cap;
-      this.stageView = new Float64Array(mem.buffer, ptr, cap);
-    }
+    const cap = Math.max(n, this.stageCap, 1);
+    const ptr = this.exports!.$stagePtr(cap) as number;
+    this.stageCap = cap;
+    this.stageView = new Float64Array(mem.buffer, ptr, cap);
     return this.stageView;
   }
 
@@ -70,8 +72,9 @@ export class ScalarWasmModule {
   release(id: number): void {
     this.inUse--;
     this.free.push(id);
-    // The minimal AssemblyScript runtime collects only when asked, and only between calls.
-    if (this.inUse === 0 && (++this.calls & 63) === 0) this.exports!.__collect();
+    // The minimal AssemblyScript runtime collects only when asked, and only between calls; $collect does
+    // nothing when no sweep allocated since the last time.
+    if (this.inUse === 0 && (++this.calls & 63) === 0) this.exports!.$collect();
   }
 
   failure(e: unknown, name: string): unknown {
@@ -104,34 +107,70 @@ export function setWasmTapeLimit(values: number): void {
 }
 
 type Sweep = (this: unknown, t: Tape, ...args: any[]) => any;
+type Export = (...xs: number[]) => number;
+
+/** f(...a) without `apply` for the usual argument counts. */
+function callWith(f: Export, a: number[]): number {
+  switch (a.length) {
+    case 1: return f(a[0]!);
+    case 2: return f(a[0]!, a[1]!);
+    case 3: return f(a[0]!, a[1]!, a[2]!);
+    case 4: return f(a[0]!, a[1]!, a[2]!, a[3]!);
+    case 5: return f(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!);
+    case 6: return f(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!);
+    default: return f.apply(null, a);
+  }
+}
+
+/** Views of the staging buffer, kept from call to call: `subarray` allocates, and a gradient of the same shape asks for the same views. */
+class Views {
+  private stage?: Float64Array;
+  private cache = new Map<number, Float64Array>();
+  of(stage: Float64Array, off: number, n: number): Float64Array {
+    if (stage !== this.stage) { this.stage = stage; this.cache.clear(); }
+    const key = off * 0x100000000 + n;
+    let v = this.cache.get(key);
+    if (!v) {
+      if (this.cache.size > 16) this.cache.clear();
+      this.cache.set(key, (v = stage.subarray(off, off + n)));
+    }
+    return v;
+  }
+}
+
+/** Below this length a JS loop copies faster than `set(subarray(...))`, which allocates a view. */
+const SMALL = 32;
 
 /** fwd/rev over module `m`'s exports for the function generated with `prefix`. */
 export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, params: readonly ('num' | 'arr')[]): { fwd: Sweep; rev: Sweep } {
-  const F = m.exports![`${prefix}$fwd$w`] as (...xs: number[]) => number;
-  const R = m.exports![`${prefix}$rev$w`] as (...xs: number[]) => number;
+  const F = m.exports![`${prefix}$fwd$w`] as Export;
+  const R = m.exports![`${prefix}$rev$w`] as Export;
   if (typeof F !== 'function' || typeof R !== 'function') throw new Error(`pullback internal error: the Wasm module of ${m.file} has no sweeps for ${name}`);
   const arr: number[] = [], num: number[] = [];
   params.forEach((k, i) => (k === 'arr' ? arr : num).push(i));
   const nA = arr.length, nN = num.length, nP = params.length;
-  const fa = new Array<number>(1 + nA + nN);
-  const ra = new Array<number>(2 + nN);
+  const views = new Views();
+  const fa = new Array<number>(1 + nA + nN).fill(0);
+  const ra = new Array<number>(2 + nN).fill(0);
   function fwd(this: unknown, t: Tape): number {
-    let total = nN > 1 ? nN : 0;
+    let total = 0;
     for (let j = 0; j < nA; j++) total += (arguments[1 + arr[j]!] as ArrayLike<number>).length;
-    const stage = m.stage(total);
+    const stage = nA ? m.stage(total) : undefined;
     const id = m.take();
     fa[0] = id;
     let off = 0;
     for (let j = 0; j < nA; j++) {
       const x = arguments[1 + arr[j]!] as Float64Array | number[];
-      stage.set(x, off);
-      off += x.length;
-      fa[1 + j] = x.length;
+      const n = x.length;
+      if (n < SMALL) for (let k = 0; k < n; k++) stage![off + k] = x[k]!;
+      else stage!.set(x, off);
+      off += n;
+      fa[1 + j] = n;
     }
     for (let j = 0; j < nN; j++) fa[1 + nA + j] = arguments[1 + num[j]!];
     let v: number;
     try {
-      v = F.apply(null, fa);
+      v = callWith(F, fa);
     } catch (e) {
       m.release(id);
       throw m.failure(e, name);
@@ -144,23 +183,38 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
     ra[0] = id;
     for (let j = 0; j < nN; j++) ra[1 + j] = arguments[1 + num[j]!];
     ra[1 + nN] = arguments[1 + nP + nA];
-    let r: number;
-    try {
-      r = R.apply(null, ra);
-    } catch (e) {
-      m.release(id);
-      throw m.failure(e, name);
-    }
-    const stage = m.stage(0);
+    // The caller's adjoints go in (the reverse sweep adds to them) and come back out.
+    let total = nN > 1 ? nN : 0;
+    for (let j = 0; j < nA; j++) total += (arguments[1 + arr[j]!] as ArrayLike<number>).length;
+    let stage = total ? m.stage(total) : undefined;
     let off = 0;
     for (let j = 0; j < nA; j++) {
       const len = (arguments[1 + arr[j]!] as ArrayLike<number>).length;
       const s = arguments[1 + nP + j] as Float64Array;
       const n = Math.min(len, s.length);
-      for (let k = 0; k < n; k++) s[k]! += stage[off + k]!;
+      if (n < SMALL) for (let k = 0; k < n; k++) stage![off + k] = s[k]!;
+      else stage!.set(n === s.length ? s : s.subarray(0, n), off);
+      if (n < len) stage!.fill(0, off + n, off + len); // a shorter sink ($pb.EMPTY) drops what falls past its end
       off += len;
     }
-    if (nN > 1) for (let j = 0; j < nN; j++) t.d[j] = stage[off + j]!;
+    let r: number;
+    try {
+      r = callWith(R, ra);
+    } catch (e) {
+      m.release(id);
+      throw m.failure(e, name);
+    }
+    if (total) stage = m.stage(total); // the sweep may have grown the memory
+    off = 0;
+    for (let j = 0; j < nA; j++) {
+      const len = (arguments[1 + arr[j]!] as ArrayLike<number>).length;
+      const s = arguments[1 + nP + j] as Float64Array;
+      const n = Math.min(len, s.length);
+      if (n < SMALL) for (let k = 0; k < n; k++) s[k] = stage![off + k]!;
+      else s.set(views.of(stage!, off, n));
+      off += len;
+    }
+    if (nN > 1) for (let j = 0; j < nN; j++) t.d[j] = stage![off + j]!;
     m.release(id);
     return nN === 1 ? r : undefined;
   }

@@ -4,11 +4,12 @@
 // The forward and reverse sweeps are printed once, as TypeScript, by the reverse pass. This pass does not
 // differentiate again: it reads that TypeScript and re-prints it statement for statement in AssemblyScript,
 // so the Wasm adjoint is the JS adjoint, operation for operation. What changes is typing: every number is an
-// f64 (integer literals are written `1.0`, `.length` is widened, and indices and lengths are narrowed to i32
-// where they are used; element reads and writes go through `$ld` / `$st`, whose bounds check is far cheaper
-// than AssemblyScript's own), every array is a Float64Array (number[] parameters arrive copied into one), and the
-// tape and runtime helpers are those of runtime-wasm/scalar/support.as.ts. The primal, which sweeps call for
-// inactive calls, is printed from the normalized IR the same way.
+// f64 except the locals that provably hold only integers (counters, trip counts, indices: i64, see
+// integerLocals), every array is a Float64Array (number[] parameters arrive copied into one), and the tape and
+// runtime helpers are those of runtime-wasm/scalar/support.as.ts. For speed, each sweep keeps its arrays' data
+// pointers and lengths and the tape's stack pointer in locals (an element access is then one compare and one
+// load), and stores to the tape inline. The primal, which sweeps call for inactive calls, is printed from the
+// normalized IR the same way.
 //
 // Anything outside that vocabulary (a JS-only helper, console.log, a module variable that is not a numeric
 // constant, bitwise operators...) throws NotLowerable with a sentence for `explain(f)`.
@@ -95,171 +96,437 @@ export function toAssemblyScript(source: string, scope: AsScope): AsPrinted {
   const sf = ts.createSourceFile('sweeps.ts', source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
   const calls = new Set<string>();
   const constants = new Map<string, number>();
-  const out: string[] = [];
+  const fns: ts.FunctionDeclaration[] = [];
   for (const st of sf.statements) {
     if (!ts.isFunctionDeclaration(st) || !st.name || !st.body) throw new NotLowerable(`unexpected generated code: ${st.getText().slice(0, 60)}`);
-    out.push(printFunction(st, scope, calls, constants));
+    fns.push(st);
   }
-  return { text: out.join('\n\n'), calls, constants };
+  // The primal and both sweeps of one function share their variables' names: one analysis for all three.
+  const ints = integerLocals(fns);
+  return { text: fns.map((fn) => printFunction(fn, scope, calls, constants, ints)).join('\n\n'), calls, constants };
 }
 
-function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<string>, constants: Map<string, number>): string {
-  const declared = new Set<string>();
+const isTapeCall = (n: ts.Node, names?: readonly string[]): n is ts.CallExpression => ts.isCallExpression(n) && ts.isPropertyAccessExpression(n.expression) &&
+  n.expression.expression.getText() === '$t' && (names ?? [...TAPE_METHODS]).includes(n.expression.name.text);
+const smallInt = (v: number) => Number.isInteger(v) && Math.abs(v) <= 2 ** 31;
+
+/**
+ * The local number variables that only ever hold integers: loop counters, trip counts, indices. They are
+ * i64 in Wasm (JS numbers are doubles, whose integers are exact up to 2^53; a counter that starts below
+ * 2^31 and moves by sums of such values cannot leave that range in any run that ends), so loop tests and
+ * element addresses need no float conversion, the largest cost of the f64 counters this pass printed before.
+ *
+ * A name qualifies when every assignment to it, in every function that declares it, is an integer literal,
+ * `.length`, another such variable, a sum or difference of those, `++`/`--`, or a restore from the tape of a
+ * value it held in the forward sweep (`$t.pop()`/`$t.popInt()`, the tape being a stack whose pushes of that
+ * name were integers). Products are left out: a counter doubled each trip leaves 2^53 within 54 trips.
+ */
+function integerLocals(fns: ts.FunctionDeclaration[]): Set<string> {
+  const candidates = new Set<string>();
+  const excluded = new Set<string>();
+  const params = new Set<string>();
+  interface Site { name: string; op: string; value?: ts.Expression }
+  const sites: Site[] = [];
+  const visit = (n: ts.Node): void => {
+    if (ts.isParameter(n)) params.add(n.name.getText());
+    if (ts.isVariableDeclaration(n) && ts.isIdentifier(n.name)) {
+      const name = n.name.text;
+      if (n.type && n.type.getText() !== 'number') excluded.add(name);
+      else if (!n.type && !n.initializer) excluded.add(name);
+      else candidates.add(name);
+      sites.push({ name, op: '=', value: n.initializer });
+    }
+    if (ts.isBinaryExpression(n) && ts.isIdentifier(n.left) && n.operatorToken.kind >= ts.SyntaxKind.FirstAssignment && n.operatorToken.kind <= ts.SyntaxKind.LastAssignment) {
+      sites.push({ name: n.left.text, op: n.operatorToken.getText(), value: n.right });
+    }
+    if ((ts.isPrefixUnaryExpression(n) || ts.isPostfixUnaryExpression(n)) && ts.isIdentifier(n.operand) &&
+      (n.operator === ts.SyntaxKind.PlusPlusToken || n.operator === ts.SyntaxKind.MinusMinusToken)) sites.push({ name: n.operand.text, op: '++' });
+    ts.forEachChild(n, visit);
+  };
+  fns.forEach(visit);
+  const ints = new Set([...candidates].filter((v) => !excluded.has(v) && !params.has(v)));
+  const restore = (e: ts.Expression) => isTapeCall(e, ['pop', 'popInt']);
+  const isInt = (e: ts.Expression): boolean => {
+    if (ts.isParenthesizedExpression(e)) return isInt(e.expression);
+    if (ts.isNumericLiteral(e)) return smallInt(Number(e.text));
+    if (ts.isPrefixUnaryExpression(e) && e.operator === ts.SyntaxKind.MinusToken && ts.isNumericLiteral(e.operand)) return smallInt(Number(e.operand.text));
+    if (ts.isIdentifier(e)) return ints.has(e.text);
+    if (ts.isPropertyAccessExpression(e)) return e.name.text === 'length' && e.expression.getText() !== '$t';
+    if (ts.isCallExpression(e)) return isTapeCall(e, ['popInt']);
+    if (ts.isBinaryExpression(e)) {
+      const op = e.operatorToken.kind;
+      return (op === ts.SyntaxKind.PlusToken || op === ts.SyntaxKind.MinusToken) && isInt(e.left) && isInt(e.right);
+    }
+    return false;
+  };
+  // A restore from `$t.pop()` counts only for a name that is also given an integer some other way.
+  const given = (v: string) => sites.some((s) => s.name === v && (s.op === '++' || !s.value || !restore(s.value)));
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const s of sites) {
+      if (!ints.has(s.name)) continue;
+      const ok = s.op === '++' || !s.value ? true
+        : s.op === '=' ? isInt(s.value) || (restore(s.value) && given(s.name))
+        : (s.op === '+=' || s.op === '-=') && isInt(s.value);
+      if (!ok) { ints.delete(s.name); changed = true; }
+    }
+  }
+  return ints;
+}
+
+type Ty = 'f64' | 'i64' | 'bool' | 'arr' | 'tape';
+/** A printed expression, its type, and its value when it is an integer literal (which takes the type its context wants). */
+interface V { s: string; t: Ty; lit?: number }
+
+const f64Lit = (v: number): string => (Number.isInteger(v) ? `${v}.0` : String(v));
+
+function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<string>, constants: Map<string, number>, ints: Set<string>): string {
+  const types = new Map<string, Ty>();
   const fail = (n: ts.Node, why: string): never => { throw new NotLowerable(`${why} (\`${n.getText().slice(0, 80)}\`)`); };
 
-  const type = (t: ts.TypeNode | undefined, at: ts.Node): string => {
+  const typeOf = (t: ts.TypeNode | undefined, at: ts.Node): Ty | 'void' => {
     if (!t) return fail(at, 'a value of unknown type');
     const text = t.getText();
     if (text === 'number') return 'f64';
     if (text === 'boolean') return 'bool';
     if (text === 'void') return 'void';
-    if (text === '$pb.Tape') return 'Tape';
-    if (/^(Float64Array(<\w+>)?|number\[\]|Array<number>|any|ArrayLike<number>)$/.test(text)) return 'Float64Array';
+    if (text === '$pb.Tape') return 'tape';
+    if (/^(Float64Array(<\w+>)?|number\[\]|Array<number>|any|ArrayLike<number>)$/.test(text)) return 'arr';
     return fail(at, `the type ${text}`);
   };
+  const asType: Record<Ty | 'void', string> = { f64: 'f64', i64: 'i64', bool: 'bool', arr: 'Float64Array', tape: 'Tape', void: 'void' };
 
-  const num = (text: string): string => (/^\d+$/.test(text) ? `${text}.0` : /^[\d.e+-]+$/i.test(text) ? text : String(Number(text)));
+  // ---- what this function allows: cached array pointers, and the tape's stack pointer in locals ----
+  const body = fn.body!;
+  const tapeParam = fn.parameters.some((p) => p.name.getText() === '$t');
+  /** Calls that hand `$t` to another sweep. */
+  const passesTape = (n: ts.Node): boolean => {
+    let found = false;
+    const v = (m: ts.Node) => { if (ts.isCallExpression(m) && m.arguments.some((a) => a.getText() === '$t')) found = true; else if (!found) ts.forEachChild(m, v); };
+    v(n);
+    return found;
+  };
+  const movesSp = (n: ts.Node): boolean => {
+    let found = false;
+    const v = (m: ts.Node) => { if (isTapeCall(m, ['push', 'pop', 'popInt'])) found = true; else if (!found) ts.forEachChild(m, v); };
+    v(n);
+    return found;
+  };
+  /**
+   * The tape pointer lives in locals ($tp, $sp, $te) when every use of the tape allows it: pushes are
+   * statements of their own, `$t` goes to other sweeps only from plain statements that move nothing else
+   * (the locals are written back before and read again after), and `$t` is used for nothing else.
+   */
+  const cacheTape = tapeParam && (() => {
+    let ok = true;
+    const v = (n: ts.Node): void => {
+      if (!ok) return;
+      if (ts.isIdentifier(n) && n.text === '$t' && !ts.isParameter(n.parent)) {
+        const p = n.parent;
+        const member = ts.isPropertyAccessExpression(p) && p.expression === n && (TAPE_METHODS.has(p.name.text) || p.name.text === 'd');
+        const arg = ts.isCallExpression(p) && p.arguments.includes(n as never);
+        if (!member && !arg) ok = false;
+        if (member && p.name.text === 'push' && !(ts.isCallExpression(p.parent) && ts.isExpressionStatement(p.parent.parent))) ok = false;
+        if (arg) {
+          let st: ts.Node = p;
+          while (!ts.isStatement(st)) st = st.parent;
+          if (!(ts.isExpressionStatement(st) || ts.isVariableStatement(st) || ts.isReturnStatement(st)) || movesSp(st)) ok = false;
+        }
+      }
+      ts.forEachChild(n, v);
+    };
+    v(body);
+    return ok;
+  })();
+  /** Arrays whose every assignment is a statement of its own: their data pointer and length live in locals. */
+  const cached = new Set<string>();
+  {
+    const arrays = new Set<string>(), bad = new Set<string>();
+    fn.parameters.forEach((p) => { if (p.type && typeOf(p.type, p) === 'arr') arrays.add(p.name.getText()); });
+    const v = (n: ts.Node): void => {
+      if (ts.isVariableDeclaration(n) && ts.isIdentifier(n.name)) {
+        const list = n.parent;
+        if (!ts.isVariableDeclarationList(list) || !ts.isVariableStatement(list.parent)) bad.add(n.name.text);
+        arrays.add(n.name.text);
+      }
+      if (ts.isBinaryExpression(n) && ts.isIdentifier(n.left) && n.operatorToken.kind === ts.SyntaxKind.EqualsToken && !ts.isExpressionStatement(n.parent)) bad.add(n.left.text);
+      ts.forEachChild(n, v);
+    };
+    v(body);
+    for (const a of arrays) if (!bad.has(a)) cached.add(a);
+  }
 
-  const expr = (n: ts.Expression): string => {
+  // ---- expressions ----
+  const f64 = (x: V): string => (x.lit !== undefined ? f64Lit(x.lit) : x.t === 'f64' ? x.s : x.t === 'i64' || x.t === 'bool' ? `<f64>(${x.s})` : fail(body, `an array used as a number`));
+  const i64 = (x: V): string => (x.lit !== undefined ? `<i64>${x.lit}` : x.t === 'i64' ? x.s : `<i64>(${f64(x)})`);
+  const bool = (x: V): string => (x.t === 'bool' ? x.s : x.lit !== undefined ? String(x.lit !== 0) : x.t === 'i64' ? `(${x.s} != 0)` : `$truthy(${f64(x)})`);
+  const intish = (x: V) => x.t === 'i64' || x.lit !== undefined;
+  const to = (t: Ty, x: V): string => (t === 'f64' ? f64(x) : t === 'i64' ? i64(x) : t === 'bool' ? bool(x) : x.s);
+
+  /** An element address: a cached array's pointer and length, or the array itself. */
+  const elem = (arrNode: ts.Expression, idxNode: ts.Expression): { c: boolean; a: string; i: string } => {
+    const i = i64(expr(idxNode));
+    if (ts.isIdentifier(arrNode) && cached.has(arrNode.text) && types.get(arrNode.text) === 'arr') return { c: true, a: `${arrNode.text}$$$p, ${arrNode.text}$$$n`, i };
+    return { c: false, a: expr(arrNode).s, i };
+  };
+
+  const expr = (n: ts.Expression): V => {
     if (ts.isIdentifier(n)) {
       const name = n.text;
-      if (declared.has(name)) return name;
-      if (name === 'NaN' || name === 'Infinity') return name;
+      const t = types.get(name);
+      if (t) return { s: name, t };
+      if (name === 'NaN' || name === 'Infinity') return { s: name, t: 'f64' };
       const c = scope.constant(name);
-      if (c !== undefined) { constants.set(name, c); return asName(name); }
+      if (c !== undefined) { constants.set(name, c); return { s: asName(name), t: 'f64' }; }
       return fail(n, `it reads \`${name}\` from outside the function`);
     }
-    if (ts.isNumericLiteral(n)) return num(n.text);
-    if (n.kind === ts.SyntaxKind.TrueKeyword) return 'true';
-    if (n.kind === ts.SyntaxKind.FalseKeyword) return 'false';
-    if (ts.isParenthesizedExpression(n)) return `(${expr(n.expression)})`;
+    if (ts.isNumericLiteral(n)) {
+      const v = Number(n.text);
+      return smallInt(v) ? { s: f64Lit(v), t: 'f64', lit: v } : { s: /^[\d.e+-]+$/i.test(n.text) ? n.text : String(v), t: 'f64' };
+    }
+    if (n.kind === ts.SyntaxKind.TrueKeyword) return { s: 'true', t: 'bool' };
+    if (n.kind === ts.SyntaxKind.FalseKeyword) return { s: 'false', t: 'bool' };
+    if (ts.isParenthesizedExpression(n)) { const x = expr(n.expression); return { ...x, s: `(${x.s})` }; }
     if (ts.isNonNullExpression(n)) return expr(n.expression);
     if (ts.isPrefixUnaryExpression(n)) {
-      const a = expr(n.operand);
       switch (n.operator) {
-        case ts.SyntaxKind.MinusToken: return `-${a}`;
-        case ts.SyntaxKind.ExclamationToken: return `!${a}`;
-        case ts.SyntaxKind.PlusToken: return `<f64>(${a})`;
-        case ts.SyntaxKind.PlusPlusToken: return `++${a}`;
-        case ts.SyntaxKind.MinusMinusToken: return `--${a}`;
+        case ts.SyntaxKind.MinusToken: {
+          const a = expr(n.operand);
+          if (a.lit !== undefined && a.lit !== 0) return { s: f64Lit(-a.lit), t: 'f64', lit: -a.lit };
+          return { s: `-${f64(a)}`, t: 'f64' }; // -0 is a double, as in JS
+        }
+        case ts.SyntaxKind.ExclamationToken: return { s: `!${bool(expr(n.operand))}`, t: 'bool' };
+        case ts.SyntaxKind.PlusToken: return { s: f64(expr(n.operand)), t: 'f64' };
+        case ts.SyntaxKind.PlusPlusToken: case ts.SyntaxKind.MinusMinusToken: {
+          if (!ts.isIdentifier(n.operand)) return fail(n, 'this operator');
+          const a = expr(n.operand);
+          return { s: `${n.operator === ts.SyntaxKind.PlusPlusToken ? '++' : '--'}${a.s}`, t: a.t };
+        }
         default: return fail(n, 'this operator');
       }
     }
-    if (ts.isPostfixUnaryExpression(n)) return `${expr(n.operand)}${n.operator === ts.SyntaxKind.PlusPlusToken ? '++' : '--'}`;
-    if (ts.isBinaryExpression(n)) {
-      const op = n.operatorToken.getText();
-      if (!BINARY.has(op)) return fail(n, `the operator ${op} (integer semantics differ in Wasm)`);
-      if (ts.isElementAccessExpression(n.left) && op.endsWith('=') && op.length <= 2) {
-        // An element store: `$st(a, i, v)`, compound ones through `$ld` (index expressions are pure here).
-        const arr = expr(n.left.expression), idx = `<i32>(${expr(n.left.argumentExpression)})`;
-        const value = op === '=' ? expr(n.right) : `$ld(${arr}, ${idx}) ${op[0]} (${expr(n.right)})`;
-        return `$st(${arr}, ${idx}, ${value})`;
-      }
-      return `${expr(n.left)} ${op} ${expr(n.right)}`;
+    if (ts.isPostfixUnaryExpression(n)) {
+      if (!ts.isIdentifier(n.operand)) return fail(n, 'this operator');
+      const a = expr(n.operand);
+      return { s: `${a.s}${n.operator === ts.SyntaxKind.PlusPlusToken ? '++' : '--'}`, t: a.t };
     }
-    if (ts.isConditionalExpression(n)) return `${expr(n.condition)} ? ${expr(n.whenTrue)} : ${expr(n.whenFalse)}`;
-    if (ts.isElementAccessExpression(n)) return `$ld(${expr(n.expression)}, <i32>(${expr(n.argumentExpression)}))`;
+    if (ts.isBinaryExpression(n)) return binary(n);
+    if (ts.isConditionalExpression(n)) {
+      const c = bool(expr(n.condition)), a = expr(n.whenTrue), b = expr(n.whenFalse);
+      const t: Ty = a.t === 'bool' && b.t === 'bool' ? 'bool' : a.t === 'arr' || b.t === 'arr' ? 'arr'
+        : intish(a) && intish(b) && (a.t === 'i64' || b.t === 'i64') ? 'i64' : 'f64';
+      return { s: `(${c} ? ${to(t, a)} : ${to(t, b)})`, t };
+    }
+    if (ts.isElementAccessExpression(n)) {
+      const e = elem(n.expression, n.argumentExpression);
+      return { s: e.c ? `$ldc(${e.a}, ${e.i})` : `$ld(${e.a}, ${e.i})`, t: 'f64' };
+    }
     if (ts.isPropertyAccessExpression(n)) {
       const base = n.expression.getText(), name = n.name.text;
-      if (base === 'Math' && MATH_CONSTANTS.has(name)) return `Math.${name}`;
-      if (base === '$pb' && name === 'EMPTY') return '$EMPTY';
-      if (base === '$t' && name === 'd') return '$t.d';
-      if (base === 'Number' && NUMBER_CONSTANTS[name]) return NUMBER_CONSTANTS[name]!;
-      if (name === 'length') return `<f64>(${expr(n.expression)}.length)`;
+      if (base === 'Math' && MATH_CONSTANTS.has(name)) return { s: `Math.${name}`, t: 'f64' };
+      if (base === '$pb' && name === 'EMPTY') return { s: '$EMPTY', t: 'arr' };
+      if (base === '$t' && name === 'd') return { s: '$t.d', t: 'arr' };
+      if (base === 'Number' && NUMBER_CONSTANTS[name]) return { s: NUMBER_CONSTANTS[name]!, t: 'f64' };
+      if (name === 'length') {
+        if (ts.isIdentifier(n.expression) && cached.has(base) && types.get(base) === 'arr') return { s: `${base}$$$n`, t: 'i64' };
+        return { s: `<i64>(${expr(n.expression).s}.length)`, t: 'i64' };
+      }
       return fail(n, `it reads ${n.getText()}`);
     }
     if (ts.isNewExpression(n)) {
       const args = n.arguments ?? [];
-      if (n.expression.getText() === 'Float64Array' && args.length === 1) return `new Float64Array(<i32>(${expr(args[0]!)}))`;
+      if (n.expression.getText() === 'Float64Array' && args.length === 1) return { s: `$new(<i32>${i64(expr(args[0]!))})`, t: 'arr' };
       return fail(n, 'this allocation');
     }
     if (ts.isCallExpression(n)) return call(n);
     return fail(n, 'this expression');
   };
 
-  const call = (n: ts.CallExpression): string => {
+  const ARITH = new Set(['+', '-', '*']);
+  const COMPARE = new Set(['<', '<=', '>', '>=', '===', '!==', '==', '!=']);
+  const binary = (n: ts.BinaryExpression): V => {
+    const op = n.operatorToken.getText();
+    if (!BINARY.has(op)) return fail(n, `the operator ${op} (integer semantics differ in Wasm)`);
+    if (op.endsWith('=') && !COMPARE.has(op)) return assign(n, op);
+    if (op === '&&' || op === '||') return { s: `${bool(expr(n.left))} ${op} ${bool(expr(n.right))}`, t: 'bool' };
+    const a = expr(n.left), b = expr(n.right);
+    const asOp = op === '===' ? '==' : op === '!==' ? '!=' : op;
+    if (COMPARE.has(op)) {
+      if (a.t === 'bool' && b.t === 'bool') return { s: `${a.s} ${asOp} ${b.s}`, t: 'bool' };
+      if (a.t === 'arr' && b.t === 'arr') return { s: `${a.s} ${op === '===' || op === '==' ? '===' : '!=='} ${b.s}`, t: 'bool' };
+      if (intish(a) && intish(b) && (a.t === 'i64' || b.t === 'i64')) return { s: `${i64(a)} ${asOp} ${i64(b)}`, t: 'bool' };
+      return { s: `${f64(a)} ${asOp} ${f64(b)}`, t: 'bool' };
+    }
+    if (ARITH.has(op) && intish(a) && intish(b) && (a.t === 'i64' || b.t === 'i64')) return { s: `${i64(a)} ${op} ${i64(b)}`, t: 'i64' };
+    if (op === '**') return { s: `Math.pow(${f64(a)}, ${f64(b)})`, t: 'f64' };
+    return { s: `${f64(a)} ${op} ${f64(b)}`, t: 'f64' };
+  };
+
+  const assign = (n: ts.BinaryExpression, op: string): V => {
+    if (ts.isElementAccessExpression(n.left)) {
+      // An element store; a compound one reads the element first, as JS does (index expressions are pure here).
+      const e = elem(n.left.expression, n.left.argumentExpression);
+      const rhs = f64(expr(n.right));
+      const ld = e.c ? `$ldc(${e.a}, ${e.i})` : `$ld(${e.a}, ${e.i})`;
+      const value = op === '=' ? rhs : op === '**=' ? `Math.pow(${ld}, ${rhs})` : `${ld} ${op[0]} (${rhs})`;
+      if (e.c && (op === '+=' || op === '-=') && !passesTape(n.right) && !ts.isCallExpression(n.right)) return { s: `$${op === '+=' ? 'add' : 'sub'}c(${e.a}, ${e.i}, ${rhs})`, t: 'f64' };
+      return { s: e.c ? `$stc(${e.a}, ${e.i}, ${value})` : `$st(${e.a}, ${e.i}, ${value})`, t: 'f64' };
+    }
+    if (!ts.isIdentifier(n.left)) return fail(n, 'an assignment to this target');
+    const name = n.left.text, t = types.get(name);
+    if (!t) return fail(n, `it assigns \`${name}\` outside the function`);
+    const r = expr(n.right);
+    if (op === '=') {
+      if (t === 'i64' && !intish(r) && !(ts.isCallExpression(n.right) && isTapeCall(n.right))) throw new Error(`pullback internal error: ${name} is not an integer`);
+      return { s: `${name} = ${to(t, r)}`, t };
+    }
+    if (t === 'i64') {
+      if ((op !== '+=' && op !== '-=') || !intish(r)) throw new Error(`pullback internal error: ${name} is not an integer`);
+      return { s: `${name} ${op} ${i64(r)}`, t };
+    }
+    if (op === '**=') return { s: `${name} = Math.pow(${name}, ${f64(r)})`, t };
+    return { s: `${name} ${op} ${f64(r)}`, t };
+  };
+
+  const call = (n: ts.CallExpression): V => {
     const args = n.arguments;
     const callee = n.expression;
     if (ts.isIdentifier(callee)) {
       if (!scope.functions.has(callee.text)) return fail(n, `it calls ${callee.text}, which has no Wasm build`);
       calls.add(callee.text);
-      return `${asName(callee.text)}(${args.map(expr).join(', ')})`;
+      // Sweeps and primals take numbers as f64 and arrays as arrays; they return f64 (or nothing: used as statements).
+      return { s: `${asName(callee.text)}(${args.map((a) => { const x = expr(a); return x.t === 'arr' || x.t === 'tape' ? x.s : f64(x); }).join(', ')})`, t: 'f64' };
     }
     if (!ts.isPropertyAccessExpression(callee)) return fail(n, 'this call');
     const base = callee.expression, name = callee.name.text, baseText = base.getText();
-    if (baseText === '$t' && TAPE_METHODS.has(name)) return `$t.${name}(${args.map(expr).join(', ')})`;
+    if (baseText === '$t' && TAPE_METHODS.has(name)) {
+      if (name === 'pushRef') return { s: `$t.pushRef(${expr(args[0]!).s})`, t: 'f64' };
+      if (name === 'popRef') return { s: '$t.popRef()', t: 'arr' };
+      if (name === 'push') return { s: cacheTape ? fail(n, 'a push inside an expression') : `$t.push(${f64(expr(args[0]!))})`, t: 'f64' };
+      return { s: cacheTape ? 'load<f64>($$tp + (<usize>(--$$sp) << 3))' : '$t.pop()', t: 'f64' };
+    }
     if (baseText === 'Math') {
       if (!MATH.has(name)) return fail(n, `Math.${name} has no derivative rule in Wasm`);
-      const xs = args.map(expr);
+      const xs = args.map((a) => f64(expr(a)));
       // AssemblyScript's max, min and hypot take two arguments: fold the rest.
       if ((name === 'max' || name === 'min' || name === 'hypot') && xs.length !== 2) {
-        if (xs.length === 1) return name === 'hypot' ? `Math.abs(${xs[0]})` : xs[0]!;
+        if (xs.length === 1) return { s: name === 'hypot' ? `Math.abs(${xs[0]})` : xs[0]!, t: 'f64' };
         if (xs.length === 0) return fail(n, `Math.${name}() without arguments`);
-        return xs.slice(1).reduce((acc, x) => `Math.${name}(${acc}, ${x})`, xs[0]!);
+        return { s: xs.slice(1).reduce((acc, x) => `Math.${name}(${acc}, ${x})`, xs[0]!), t: 'f64' };
       }
-      return `Math.${name}(${xs.join(', ')})`;
+      return { s: `Math.${name}(${xs.join(', ')})`, t: 'f64' };
     }
-    if (baseText === '$pb' && name === 'addTo') return `$addTo(${args.map(expr).join(', ')})`;
-    if (baseText === '$pb' && (name === 'argmax' || name === 'argmin')) return `$${name}([${args.map(expr).join(', ')}] as StaticArray<f64>)`;
-    if ((baseText === 'Float64Array' || baseText === 'Array') && name === 'from' && args.length === 1) return `$copy(${expr(args[0]!)})`;
+    if (baseText === '$pb' && name === 'addTo') return { s: `$addTo(${args.map((a) => expr(a).s).join(', ')})`, t: 'f64' };
+    if (baseText === '$pb' && (name === 'argmax' || name === 'argmin')) {
+      const xs = args.map((a) => f64(expr(a)));
+      // Two or three candidates (max/min of two, of three) without allocating an array per call.
+      if (xs.length === 2 || xs.length === 3) return { s: `$${name}${xs.length}(${xs.join(', ')})`, t: 'f64' };
+      return { s: `$${name}([${xs.join(', ')}] as StaticArray<f64>)`, t: 'f64' };
+    }
+    if ((baseText === 'Float64Array' || baseText === 'Array') && name === 'from' && args.length === 1) return { s: `$copy(${expr(args[0]!).s})`, t: 'arr' };
     if (name === 'fill' && args.length === 1 && ts.isNumericLiteral(args[0]!) && Number(args[0].text) === 0) {
       // new Array<number>(n).fill(0): a zeroed scratch array.
       if (ts.isNewExpression(base) && /^Array(<number>)?$/.test(base.expression.getText() + (base.typeArguments ? `<${base.typeArguments.map((t) => t.getText()).join()}>` : ''))) {
-        return `new Float64Array(<i32>(${expr(base.arguments![0]!)}))`;
+        return { s: `$new(<i32>${i64(expr(base.arguments![0]!))})`, t: 'arr' };
       }
-      return `${expr(base)}.fill(0.0)`;
+      return { s: `${expr(base).s}.fill(0.0)`, t: 'arr' };
     }
-    if (name === 'subarray' && args.length >= 1 && args.length <= 2) return `${expr(base)}.subarray(${args.map((a) => `<i32>(${expr(a)})`).join(', ')})`;
-    if (name === 'slice' && args.length === 0) return `$copy(${expr(base)})`;
+    if (name === 'subarray' && args.length >= 1 && args.length <= 2) {
+      const b = expr(base).s;
+      return { s: `$view(${b}, <i32>${i64(expr(args[0]!))}, ${args[1] ? `<i32>${i64(expr(args[1]))}` : `${b}.length`})`, t: 'arr' };
+    }
+    if (name === 'slice' && args.length === 0) return { s: `$copy(${expr(base).s})`, t: 'arr' };
     return fail(n, `it calls ${callee.getText()}`);
   };
 
-  const declList = (l: ts.VariableDeclarationList): string => {
-    const kw = l.flags & ts.NodeFlags.Const ? 'const' : 'let';
-    const parts = l.declarations.map((d) => {
-      if (!ts.isIdentifier(d.name)) return fail(d, 'a destructuring declaration');
-      declared.add(d.name.text);
-      const name = d.name.text;
-      if (d.exclamationToken || !d.initializer) {
-        const t = type(d.type, d);
-        return t === 'Float64Array' ? `${name}: Float64Array = $EMPTY` : `${name}: ${t} = ${t === 'bool' ? 'false' : '0.0'}`;
-      }
-      const init = d.initializer;
-      const t = d.type ? type(d.type, d)
-        : ts.isNumericLiteral(init) || (ts.isPrefixUnaryExpression(init) && ts.isNumericLiteral(init.operand)) ? 'f64'
-        : init.kind === ts.SyntaxKind.TrueKeyword || init.kind === ts.SyntaxKind.FalseKeyword ? 'bool' : undefined;
-      return `${name}${t ? `: ${t}` : ''} = ${expr(init)}`;
-    });
-    return `${kw} ${parts.join(', ')}`;
+  // ---- statements ----
+  const refresh = (name: string) => (cached.has(name) && types.get(name) === 'arr' ? [`${name}$$$p = ${name}.dataStart; ${name}$$$n = <i64>${name}.length;`] : []);
+  const declare = (d: ts.VariableDeclaration, kw: string): string[] => {
+    if (!ts.isIdentifier(d.name)) return fail(d, 'a destructuring declaration');
+    const name = d.name.text;
+    const init = d.initializer;
+    let t: Ty;
+    let value: string;
+    if (d.exclamationToken || !init) {
+      const dt = typeOf(d.type, d);
+      if (dt === 'void' || dt === 'tape') return fail(d, 'this declaration');
+      t = dt === 'f64' && ints.has(name) ? 'i64' : dt;
+      value = t === 'arr' ? '$EMPTY' : t === 'bool' ? 'false' : t === 'i64' ? '0' : '0.0';
+      types.set(name, t);
+    } else {
+      const x = expr(init);
+      const dt = d.type ? typeOf(d.type, d) : x.t;
+      if (dt === 'void' || dt === 'tape') return fail(d, 'this declaration');
+      t = dt === 'f64' && ints.has(name) ? 'i64' : dt;
+      if (t === 'i64' && !intish(x) && !(ts.isCallExpression(init) && isTapeCall(init))) throw new Error(`pullback internal error: ${name} is not an integer`);
+      value = to(t, x);
+      types.set(name, t);
+    }
+    const out = [`${kw} ${name}: ${asType[t]} = ${value};`];
+    if (t === 'arr' && cached.has(name)) out.push(`let ${name}$$$p: usize = ${name}.dataStart, ${name}$$$n: i64 = <i64>${name}.length;`);
+    return out;
   };
+  const declList = (l: ts.VariableDeclarationList): string[] => l.declarations.flatMap((d) => declare(d, l.flags & ts.NodeFlags.Const ? 'const' : 'let'));
+  /** Writes the cached tape pointer back before `$t` goes to another sweep, and reads it again after. */
+  const syncing = (st: ts.Statement, lines: string[]): string[] =>
+    (cacheTape && passesTape(st) ? ['$t.sp = $$sp;', ...lines, '$$sp = $t.sp; $$tp = $t.f.dataStart; $$te = $t.end;'] : lines);
 
   const ind = (ls: string[]) => ls.map((l) => '  ' + l);
   const stmt = (s: ts.Statement): string[] => {
-    if (ts.isVariableStatement(s)) return [`${declList(s.declarationList)};`];
-    if (ts.isExpressionStatement(s)) return [`${expr(s.expression)};`];
+    if (ts.isVariableStatement(s)) return syncing(s, declList(s.declarationList));
+    if (ts.isExpressionStatement(s)) {
+      const e = s.expression;
+      if (cacheTape && isTapeCall(e, ['push'])) {
+        return [`{ const $$v: f64 = ${f64(expr((e as ts.CallExpression).arguments[0]!))}; if ($$sp >= $$te) { $$tp = $grow($t, $$sp); $$te = $t.end; } store<f64>($$tp + (<usize>$$sp << 3), $$v); $$sp++; }`];
+      }
+      const lines = [`${expr(e).s};`];
+      if (ts.isBinaryExpression(e) && ts.isIdentifier(e.left) && e.operatorToken.kind === ts.SyntaxKind.EqualsToken) lines.push(...refresh(e.left.text));
+      return syncing(s, lines);
+    }
     if (ts.isBlock(s)) return ['{', ...ind(s.statements.flatMap(stmt)), '}'];
     if (ts.isIfStatement(s)) {
-      return [`if (${expr(s.expression)}) {`, ...ind(body(s.thenStatement)), ...(s.elseStatement ? ['} else {', ...ind(body(s.elseStatement))] : []), '}'];
+      return [`if (${bool(expr(s.expression))}) {`, ...ind(block(s.thenStatement)), ...(s.elseStatement ? ['} else {', ...ind(block(s.elseStatement))] : []), '}'];
     }
-    if (ts.isWhileStatement(s)) return [`while (${expr(s.expression)}) {`, ...ind(body(s.statement)), '}'];
-    if (ts.isDoStatement(s)) return ['do {', ...ind(body(s.statement)), `} while (${expr(s.expression)});`];
+    if (ts.isWhileStatement(s)) return [`while (${bool(expr(s.expression))}) {`, ...ind(block(s.statement)), '}'];
+    if (ts.isDoStatement(s)) return ['do {', ...ind(block(s.statement)), `} while (${bool(expr(s.expression))});`];
     if (ts.isForStatement(s)) {
-      const init = !s.initializer ? '' : ts.isVariableDeclarationList(s.initializer) ? declList(s.initializer) : expr(s.initializer);
-      return [`for (${init}; ${s.condition ? expr(s.condition) : ''}; ${s.incrementor ? expr(s.incrementor) : ''}) {`, ...ind(body(s.statement)), '}'];
+      let init = '';
+      if (s.initializer && ts.isVariableDeclarationList(s.initializer)) {
+        const ds = declList(s.initializer);
+        if (ds.some((l) => l.includes('$$p: usize'))) return fail(s, 'an array declared in a for header');
+        init = ds.map((l, i) => (i ? l.replace(/^(let|const) /, '') : l).replace(/;$/, '')).join(', ');
+      } else if (s.initializer) init = expr(s.initializer).s;
+      return [`for (${init}; ${s.condition ? bool(expr(s.condition)) : ''}; ${s.incrementor ? expr(s.incrementor).s : ''}) {`, ...ind(block(s.statement)), '}'];
     }
     if (ts.isBreakStatement(s) && !s.label) return ['break;'];
     if (ts.isContinueStatement(s) && !s.label) return ['continue;'];
-    if (ts.isReturnStatement(s)) return [s.expression ? `return ${expr(s.expression)};` : 'return;'];
+    if (ts.isReturnStatement(s)) {
+      if (!s.expression) return cacheTape ? ['$t.sp = $$sp;', 'return;'] : ['return;'];
+      const x = expr(s.expression);
+      const v = ret === 'f64' || ret === 'i64' || ret === 'bool' ? to(ret, x) : x.s;
+      if (!cacheTape) return [`return ${v};`];
+      return movesSp(s.expression) ? [`{ const $$r: ${asType[ret]} = ${v}; $t.sp = $$sp; return $$r; }`] : ['$t.sp = $$sp;', `return ${v};`];
+    }
     return fail(s, 'this statement');
   };
-  const body = (s: ts.Statement): string[] => (ts.isBlock(s) ? s.statements.flatMap(stmt) : stmt(s));
+  const block = (s: ts.Statement): string[] => (ts.isBlock(s) ? s.statements.flatMap(stmt) : stmt(s));
 
   const params = fn.parameters.map((p) => {
     const name = p.name.getText();
     if (name === 'this') return fail(p, 'a method');
-    declared.add(name);
-    return `${name}: ${type(p.type, p)}`;
+    const t = typeOf(p.type, p);
+    if (t === 'void') return fail(p, 'a void parameter');
+    types.set(name, t);
+    return `${name}: ${asType[t]}`;
   });
-  const ret = type(fn.type, fn);
-  return [`function ${asName(fn.name!.text)}(${params.join(', ')}): ${ret} {`, ...ind(fn.body!.statements.flatMap(stmt)), '}'].join('\n');
+  const ret = typeOf(fn.type, fn);
+  const prologue = [
+    ...(cacheTape ? ['let $$tp: usize = $t.f.dataStart, $$sp: i32 = $t.sp, $$te: i32 = $t.end;'] : []),
+    ...fn.parameters.filter((p) => types.get(p.name.getText()) === 'arr' && cached.has(p.name.getText()))
+      .map((p) => { const a = p.name.getText(); return `let ${a}$$$p: usize = ${a}.dataStart, ${a}$$$n: i64 = <i64>${a}.length;`; }),
+  ];
+  const lines = body.statements.flatMap(stmt);
+  const last = body.statements[body.statements.length - 1];
+  if (cacheTape && !(last && ts.isReturnStatement(last))) lines.push('$t.sp = $$sp;');
+  return [`function ${asName(fn.name!.text)}(${params.join(', ')}): ${asType[ret]} {`, ...ind([...prologue, ...lines]), '}'].join('\n');
 }
