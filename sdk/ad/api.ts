@@ -45,7 +45,7 @@ function checkArgnums(ad: Adjoint, argnums: number | readonly number[]): void {
  * optimisation loop allocates nothing else than the gradients it returns). Returns the value and every
  * parameter's gradient.
  */
-function run(ad: Adjoint, self: unknown, args: unknown[], seed: unknown, t: Tape): { value: any; grads: unknown[] } {
+function run(ad: Adjoint, self: unknown, args: unknown[], seed: unknown, t: Tape, sweeps: Pick<Adjoint, 'fwd' | 'rev'> = ad): { value: any; grads: unknown[] } {
   const ps = ad.params;
   const call: unknown[] = [t, ...args];
   const shadows: Float64Array[] = [];
@@ -56,9 +56,9 @@ function run(ad: Adjoint, self: unknown, args: unknown[], seed: unknown, t: Tape
       call.push(s);
     }
   }
-  const value = ad.fwd.apply(self, call as [Tape, ...any[]]);
+  const value = sweeps.fwd.apply(self, call as [Tape, ...any[]]);
   call.push(seed);
-  const single = ad.rev.apply(self, call as [Tape, ...any[]]);
+  const single = sweeps.rev.apply(self, call as [Tape, ...any[]]);
   return { value, grads: collect(ad, shadows, single, t) };
 }
 
@@ -113,11 +113,13 @@ export function grad<F extends Fn, A extends number | readonly number[] = 0>(f: 
     secondOrder(ad, an as number, fast);
     return fast as never;
   }
+  // Only arrays differentiated: the gradient sweeps, which hold number parameters constant and skip the value.
+  const sweeps = ad.grad && (typeof an === 'number' ? [an] : an).every((i) => ad.params[i] === 'arr') ? ad.grad : ad;
   const g = function (this: unknown, ...args: Parameters<F>) {
     checkArgs(ad, args);
     const t = acquireTape();
     try {
-      return select(run(ad, selfOf(ad, this), args, 1, t).grads, an);
+      return select(run(ad, selfOf(ad, this), args, 1, t, sweeps).grads, an);
     } finally {
       releaseTape(t);
     }

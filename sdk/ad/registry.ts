@@ -29,6 +29,11 @@ export interface Adjoint {
   reason?: string;
   /** The JS sweeps, kept beside Wasm ones: vjp's pullback may run more than once, which they allow. */
   js?: { fwd: Adjoint['fwd']; rev: Adjoint['rev'] };
+  /**
+   * The sweeps `grad` uses when only array parameters are differentiated (number parameters held constant,
+   * the value not computed), where they differ from `fwd`/`rev`. Their tape records pair with each other only.
+   */
+  grad?: { fwd: Adjoint['fwd']; rev: Adjoint['rev'] };
 }
 
 /** How generated code asks for the Wasm sweeps: the module of its file, and the function's generated prefix. */
@@ -82,6 +87,7 @@ export function register(f: Function, a: Omit<Adjoint, 'backend'> & { backend?: 
     if (m.error) entry.reason = m.error;
     else {
       entry.js = { fwd: entry.fwd, rev: entry.rev };
+      delete entry.grad; // grad runs the Wasm sweeps
       Object.assign(entry, wasmSweeps(m, wasm.prefix, a.name, a.params), { backend: 'wasm', reason: undefined });
     }
   }

@@ -20,6 +20,16 @@ export class Tape {
     this.f[this.sp++] = v;
   }
 
+  /** Makes room for `n` more values (a loop's records, counted before it runs): `put` then needs no check. */
+  reserve(n: number): void {
+    while (this.sp + n > this.f.length) this.grow();
+  }
+
+  /** Records a value in room made by `reserve`. */
+  put(v: number): void {
+    this.f[this.sp++] = v;
+  }
+
   pop(): number {
     return this.f[--this.sp]!;
   }

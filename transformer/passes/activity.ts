@@ -36,8 +36,13 @@ export interface Activity {
   activeExpr(e: Expr): boolean;
 }
 
-export function analyzeActivity(n: Normalized): Activity {
-  const varied = new Set<string>(n.fn.params.map((p) => p.name));
+/**
+ * `independents`: the parameters differentiated (default: all). The gradient sweeps of a function
+ * differentiate its arrays only, so that number parameters held constant (a step size, a trip count) cost
+ * no adjoint code.
+ */
+export function analyzeActivity(n: Normalized, independents?: (p: { name: string; type: string }) => boolean): Activity {
+  const varied = new Set<string>(n.fn.params.filter((p) => !independents || independents(p)).map((p) => p.name));
   const useful = new Set<string>([n.result]);
   const defs: { target: string; value: Expr }[] = [];
   walkStmts(n.body, (s: Stmt) => {

@@ -31,8 +31,17 @@ type CallExpr = Extract<Expr, { k: 'call' }>;
 const IND = '  ';
 const indent = (ls: string[]) => ls.map((l) => IND + l);
 
-export function generate(n: Normalized, act: Activity, localTypes: Map<string, string>): Sweeps {
+export interface GenerateOptions {
+  /**
+   * The gradient sweeps (`$gfwd`, `$grev`) that `grad` uses: the forward sweep computes only what the reverse
+   * sweep and the control flow read, not the function's value, which grad does not return.
+   */
+  gradient?: boolean;
+}
+
+export function generate(n: Normalized, act: Activity, localTypes: Map<string, string>, opts: GenerateOptions = {}): Sweeps {
   const fn = n.fn;
+  const FWD = opts.gradient ? '$gfwd' : '$fwd', REV = opts.gradient ? '$grev' : '$rev';
   const params = new Set(fn.params.map((p) => p.name));
   const typeOf = (v: string): ValueType => fn.locals.get(v) ?? 'num';
   const externs = new Map<string, string>();
@@ -130,6 +139,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     const elementsNeeded = (a: string) => [...N].some((v) => isArr(v) && find(v) === find(a));
     const needsSave = (v: string) => (isArr(v) ? (N.has(v) || act.active(v)) : N.has(v) && !R.has(v)) && !singleDef(v);
     const revInfo = new Map<Stmt, { flag?: boolean; count?: boolean }>();
+    const dead = opts.gradient ? deadForGradient(n, N, R, typeOf) : new Set<Stmt>();
     /** Forward-sweep locals the generator adds: name -> declaration. */
     const fwdHoist = new Map<string, string>();
 
@@ -174,6 +184,18 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       const m = pending.get(out) ?? new Map<string, Expr[]>();
       pending.set(out, m);
       m.set(target, [...(m.get(target) ?? []), g]);
+    };
+    /** Moves the pending contributions to adjoint-array elements of `from` to `to`, to be written with its own. */
+    const moveElementContributions = (from: string[], to: string[]) => {
+      const m = pending.get(from);
+      if (!m) return;
+      for (const [target, terms] of m) {
+        if (!target.endsWith(']')) continue;
+        const into = pending.get(to) ?? new Map<string, Expr[]>();
+        pending.set(to, into);
+        into.set(target, [...terms, ...(into.get(target) ?? [])]);
+        m.delete(target);
+      }
     };
     const flush = (out: string[]) => {
       const m = pending.get(out);
@@ -262,12 +284,15 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
 
     // Recomputations due right after the restore of the statement being reversed (see `recomputable`).
     let pendingRecompute: string[] | null = null;
+    /** Set when a statement's reverse gives a program variable back an older value (a pop or a recomputation). */
+    let restored = false;
     const restore = (v: string, out: string[]) => {
       restoreOnly(v, out);
-      if (pendingRecompute) { out.push(...pendingRecompute); pendingRecompute = null; }
+      if (pendingRecompute) { out.push(...pendingRecompute); pendingRecompute = null; restored = true; }
     };
     const restoreOnly = (v: string, out: string[]) => {
       if (!needsSave(v)) return;
+      restored = true;
       if (isArr(v)) {
         if (hasShadow(v)) out.push(`${bar(v)} = $t.popRef();`);
         out.push(`${v} = $t.popRef();`);
@@ -431,16 +456,30 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
         if (at === Infinity) pre.push(line);
         else due.set(at, [...(due.get(at) ?? []), line]);
       }
-      const body: string[] = [];
+      // Contributions to an element of an adjoint array are held back across the statements that follow in the
+      // reverse when these change no program variable and read no adjoint array: `x_bar[i] -= d1` and
+      // `x_bar[i] += 2 * d3 * x[i]` from two statements become one read-modify-write.
+      const chunks: string[][] = [];
+      let held: string[] | null = null;
       let real = false;
       for (let k = ss.length - 1; k >= 0; k--) {
         pendingRecompute = due.get(k) ?? null;
-        const lines = revStmt(ss[k]!);
+        restored = false;
+        const s = ss[k]!;
+        const lines = revStmtUnflushed(s);
+        const quiet = !restored && !pendingRecompute && (s.k === 'decl' || s.k === 'assign') && !isArr(s.name) && !invertible.has(s) &&
+          !hasCall(s.k === 'decl' ? s.init : s.value);
+        if (held) {
+          if (quiet) moveElementContributions(held, lines);
+          flush(held);
+        }
+        held = lines;
+        if (pendingRecompute) { flush(lines); lines.push(...pendingRecompute); pendingRecompute = null; held = null; }
         if (lines.length) real = true;
-        if (pendingRecompute) { lines.push(...pendingRecompute); pendingRecompute = null; }
-        body.push(...lines);
+        chunks.push(lines);
       }
-      return real ? [...pre, ...body] : [];
+      if (held) flush(held);
+      return real ? [...pre, ...chunks.flat()] : [];
     };
 
     // ---------- forward ----------
@@ -477,6 +516,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       return out;
     };
     const fwdStmt = (s: NStmt): string[] => {
+      if (dead.has(s)) return [];
       switch (s.k) {
         case 'decl': return s.init ? fwdAssign(s.name, s.init) : [];
         case 'assign': return invertible.has(s) ? [`${s.name} = ${P(s.value)};`] : fwdAssign(s.name, s.value);
@@ -497,6 +537,22 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
           const counted = revInfo.get(s)?.count;
           const out = fwdList(s.init);
           const body = fwdList(s.body);
+          const trips = counted && !body.length ? closedFormTrips(s) : undefined;
+          if (trips) {
+            // Nothing to record inside the loop but its trip count: compute it instead of running the loop.
+            const cnt = fresh('n');
+            fwdHoist.set(cnt, `${cnt} = 0`);
+            out.push(`// the trip count of: ${s.src.text}`, `${cnt} = ${trips.count};`, `if (!(${cnt} > 0)) ${cnt} = 0;`, `${trips.counter} += ${cnt}${trips.step === 1 ? '' : ` * ${trips.step}`};`, `$t.push(${cnt});`);
+            return out;
+          }
+          // A counting loop with a known trip count and a fixed number of records per iteration reserves its room
+          // on the tape once, and its records skip the per-value capacity check (`put` rather than `push`).
+          const perStep = body.filter((l) => l.includes('$t.push(')).length;
+          const room = perStep && !body.some((l) => /^\s*(while|do|for)\b|\$fwd\b|\.fwd\b/.test(l)) ? closedFormTrips(s) : undefined;
+          if (room) {
+            out.push(`$t.reserve(${perStep === 1 ? room.count : `${perStep} * (${room.count})`});`);
+            for (let k = 0; k < body.length; k++) body[k] = body[k]!.replace('$t.push(', '$t.put(');
+          }
           let cnt = '';
           if (counted) {
             cnt = fresh('n');
@@ -521,6 +577,34 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       }
     };
     const fwdList = (ss: NStmt[]): string[] => ss.flatMap(fwdStmt);
+    /**
+     * The trip count of `for (...; i < E; i += c)` as an expression of i's value before the first test, when
+     * i is an integer counter that only its update changes, E does not change in the loop, and nothing else
+     * ends it. (Used where the forward sweep would run the loop only to count.)
+     */
+    const closedFormTrips = (s: Extract<NStmt, { k: 'loop' }>): { count: string; counter: string; step: number } | undefined => {
+      const u = s.update[0];
+      if (s.exit || s.post || !s.cond || s.cond.k !== 'cmp' || s.update.length !== 1 || !u || !invertible.has(u) || u.k !== 'assign') return undefined;
+      const { op, a, b } = s.cond;
+      if (a.k !== 'var' || a.name !== u.name) return undefined;
+      const v = u.value as Extract<Expr, { k: 'bin' }>;
+      const step = (v.op === '+' ? 1 : -1) * ((v.b as { v: number }).v);
+      const changed = new Set<string>();
+      walkStmts([...s.body, ...s.update], (x) => { if (x.k === 'assign' || x.k === 'decl') changed.add(x.name); });
+      if ([...varsOf(b)].some((x) => changed.has(x))) return undefined;
+      const i = u.name, E = printExpr(b, pf, 11), tight = printExpr(b, pf, 12); // E - i, i - E
+      if (step > 0 && (op === '<' || op === '<=')) {
+        const span = step === 1 ? `${E} - ${i}` : `(${E} - ${i}) / ${step}`;
+        const count = op === '<' ? (step === 1 && isIntegral(b) ? span : `Math.ceil(${span})`) : step === 1 && isIntegral(b) ? `${span} + 1` : `Math.floor(${span}) + 1`;
+        return { count, counter: i, step };
+      }
+      if (step < 0 && (op === '>' || op === '>=')) {
+        const span = step === -1 ? `${i} - ${tight}` : `(${i} - ${tight}) / ${-step}`;
+        const count = op === '>' ? (step === -1 && isIntegral(b) ? span : `Math.ceil(${span})`) : step === -1 && isIntegral(b) ? `${span} + 1` : `Math.floor(${span}) + 1`;
+        return { count, counter: i, step };
+      }
+      return undefined;
+    };
 
     // Reverse first: it decides which branches and loops the forward sweep must record.
     const revBody = revBlock(n.body);
@@ -548,14 +632,18 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     const lets = (xs: string[]) => (xs.length ? [`let ${xs.join(', ')};`] : []);
     const where = `${fn.file.split('/').pop()}:${fn.line}`;
 
+    const valueKept = !dead.size || N.has(n.result) || !walkAssigns(n.body).some((s) => dead.has(s) && s.name === n.result);
     const fwd = [
-      `/** Forward sweep of ${fn.name} (${where}): runs the primal and records what the reverse sweep needs on $t. */`,
-      `function ${fn.prefix}$fwd(${[...thisSig, '$t: $pb.Tape', ...sig, ...shadowSig].join(', ')}): ${fn.returnTypeText} {`,
-      ...indent([...lets([...localsList.map(decl), ...shadowLocals]), ...lets([...fwdHoist.values()]), ...fwdBody, ...pushSnap, `return ${n.result};`]),
+      opts.gradient
+        ? `/** Forward sweep of ${fn.name} (${where}) for grad with respect to its arrays: records what ${fn.prefix}$grev needs on $t${valueKept ? '' : ', and skips the work that only the value needs (grad does not return it)'}. */`
+        : `/** Forward sweep of ${fn.name} (${where}): runs the primal and records what the reverse sweep needs on $t. */`,
+      `function ${fn.prefix}${FWD}(${[...thisSig, '$t: $pb.Tape', ...sig, ...shadowSig].join(', ')}): ${fn.returnTypeText} {`,
+      ...indent([...lets([...localsList.map(decl), ...shadowLocals]), ...lets([...fwdHoist.values()]), ...fwdBody, ...pushSnap, `return ${valueKept ? n.result : 'NaN'};`]),
       '}',
     ].join('\n');
 
-    const numParams = fn.params.filter((p) => p.type === 'num');
+    // The gradient sweeps hold number parameters constant: they have no adjoints to return.
+    const numParams = opts.gradient ? [] : fn.params.filter((p) => p.type === 'num');
     const activeNums = localsList.filter((v) => !isArr(v) && act.active(v));
     const seed = fn.returns === 'num' ? '$seed: number' : '$seed: ArrayLike<number>';
     const revRet = numParams.length === 1 ? 'number' : 'void';
@@ -565,8 +653,10 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       ? (act.active(n.result) ? [`${bar(n.result)} = $seed;`] : [])
       : (act.active(n.result) ? [`$pb.addTo(${bar(n.result)}, $seed);`] : []);
     const rev = [
-      `/** Reverse sweep of ${fn.name} (${where}): pops $t and propagates the adjoint $seed of the result back to the inputs. */`,
-      `function ${fn.prefix}$rev(${[...thisSig, '$t: $pb.Tape', ...sig, ...shadowSig, seed].join(', ')}): ${revRet} {`,
+      opts.gradient
+        ? `/** Reverse sweep of ${fn.name} (${where}) for grad with respect to its arrays: pops $t and propagates $seed back to the arrays only. */`
+        : `/** Reverse sweep of ${fn.name} (${where}): pops $t and propagates the adjoint $seed of the result back to the inputs. */`,
+      `function ${fn.prefix}${REV}(${[...thisSig, '$t: $pb.Tape', ...sig, ...shadowSig, seed].join(', ')}): ${revRet} {`,
       ...indent([
         ...lets([...localsList.map(decl), ...shadowLocals]),
         ...lets([...numParams.map((p) => `${bar(p.name)} = 0`), ...activeNums.map((v) => `${bar(v)} = 0`)]),
@@ -631,4 +721,45 @@ function recomputable(n: Normalized, N: Set<string>, sites: Map<string, { count:
   };
   block(n.body);
   return R;
+}
+
+/** True when `e` calls a function (whose forward sweep records, or which may have effects). */
+function hasCall(e: Expr | null): boolean {
+  let c = false;
+  if (e) walkExpr(e, (x) => { if (x.k === 'call' || x.k === 'extcall') c = true; });
+  return c;
+}
+
+/** Assignments (and initialised declarations) anywhere in `ss`. */
+function walkAssigns(ss: Stmt[]): Extract<Stmt, { k: 'assign' | 'decl' }>[] {
+  const out: Extract<Stmt, { k: 'assign' | 'decl' }>[] = [];
+  walkStmts(ss, (s) => { if (s.k === 'assign' || (s.k === 'decl' && s.init)) out.push(s); });
+  return out;
+}
+
+/**
+ * Statements of the forward sweep whose values nothing reads when only the gradient is wanted: assignments of
+ * numbers that neither the reverse sweep (`N`, less what it recomputes itself: `R`), nor a branch or loop
+ * test, nor an array store, nor a call, nor another such assignment reads. Calls stay (they record on the tape).
+ */
+function deadForGradient(n: Normalized, N: Set<string>, R: Map<string, number>, typeOf: (v: string) => ValueType): Set<Stmt> {
+  const live = new Set<string>([...N].filter((v) => typeOf(v) === 'arr' || !R.has(v)));
+  const use = (e: Expr | null | undefined) => { if (e) for (const v of varsOf(e)) live.add(v); };
+  const assigns = walkAssigns(n.body);
+  walkStmts(n.body, (s) => {
+    const x = s as NStmt;
+    if (x.k === 'loop') use(x.exit);
+    if (x.k === 'assign' || x.k === 'decl') {
+      const e = x.k === 'assign' ? x.value : x.init;
+      if (typeOf(x.name) === 'arr' || (e && hasCall(e))) { live.add(x.name); use(e); }
+    } else for (const e of stmtExprs(x)) use(e);
+  });
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const s of assigns) {
+      if (!live.has(s.name)) continue;
+      for (const v of varsOf(s.k === 'assign' ? s.value : s.init!)) if (!live.has(v)) { live.add(v); grew = true; }
+    }
+  }
+  return new Set(assigns.filter((s) => !live.has(s.name)));
 }
