@@ -10,26 +10,31 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { explain, grad, hvp } from 'pullback';
-import * as tf from '@tensorflow/tfjs';
-import * as jax from '@jax-js/jax';
+import type * as TF from '@tensorflow/tfjs';
+import type * as JAX from '@jax-js/jax';
 import * as m from './programs/scalar.js';
-import { median, report, row, type BenchRow } from './report.js';
+import { report, row, type BenchRow } from './report.js';
 
 /**
- * Median µs of CPU time (user + system of this process) per call, over `reps` batches of ~20 ms each.
- * CPU time rather than wall time: on a shared 2-core machine other processes stretch wall time.
+ * µs per call: the fastest of `reps` batches of ~20 ms each, in wall-clock time, after a warm-up. Not this
+ * process's CPU time: that counts V8's and Wasm's background threads too (concurrent GC, tier-up compiles of the
+ * Wasm modules loaded here), which made a plain loop read 2-3x slower than it runs. The fastest batch is the one
+ * least disturbed by other processes on a shared machine (they can only add time).
  */
 function time(f: () => void, reps = 15): number {
-  const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+  const now = () => performance.now();
+  // Warm up for 100 ms first: a loop-heavy function runs on-stack-replaced code for a while before V8 compiles the
+  // whole function (measured: Rosenbrock's primal 31 µs in the first 20 ms, 17 µs after).
+  for (const t0 = now(); now() - t0 < 100;) f();
   let n = 1;
-  for (;;) { const t0 = cpu(); for (let i = 0; i < n; i++) f(); if (cpu() - t0 > 20) break; n *= 2; }
-  const xs: number[] = [];
+  for (;;) { const t0 = now(); for (let i = 0; i < n; i++) f(); if (now() - t0 > 20) break; n *= 2; }
+  let best = Infinity;
   for (let r = 0; r < reps; r++) {
-    const t0 = cpu();
+    const t0 = now();
     for (let i = 0; i < n; i++) f();
-    xs.push(((cpu() - t0) * 1000) / n);
+    best = Math.min(best, ((now() - t0) * 1000) / n);
   }
-  return median(xs);
+  return best;
 }
 
 /** The benchmark programs again, built as a user builds them for Wasm: `pullback compile --wasm`. */
@@ -48,19 +53,26 @@ async function wasmPrograms(): Promise<typeof m> {
 
 // ---- the peers: the same functions in TensorFlow.js and jax-js, float32 (TF.js's cpu backend has no float64) ----
 
-await tf.setBackend('cpu');
-await tf.ready();
-const jaxDevices = await jax.init('wasm');
-if (!jaxDevices.includes('wasm')) throw new Error(`jax-js has no wasm device here (init returned [${jaxDevices.join(', ')}])`);
-jax.defaultDevice('wasm');
-const np = jax.numpy;
-type JA = jax.Array;
+// They are loaded after pullback's own timings: with TF.js and jax-js in the process, plain JS loops here measured
+// up to 2x slower (the primal of Rosenbrock n=10,000: 17 -> 30-57 µs), which would flatter every ratio below.
+let tf!: typeof TF, jax!: typeof JAX, np!: typeof JAX.numpy;
+async function loadPeers(): Promise<void> {
+  tf = await import('@tensorflow/tfjs');
+  jax = await import('@jax-js/jax');
+  await tf.setBackend('cpu');
+  await tf.ready();
+  const jaxDevices = await jax.init('wasm');
+  if (!jaxDevices.includes('wasm')) throw new Error(`jax-js has no wasm device here (init returned [${jaxDevices.join(', ')}])`);
+  jax.defaultDevice('wasm');
+  np = jax.numpy;
+}
+type JA = JAX.Array;
 
 /** A peer's gradient of one case: runs it once and waits for the values. */
 interface Peer { tf: () => void; jax: () => void }
 
-function tfPeer(f: (...xs: tf.Tensor[]) => tf.Tensor, args: tf.Tensor[]): () => void {
-  const g = tf.grad((x: tf.Tensor) => f(x, ...args.slice(1)));
+function tfPeer(f: (...xs: TF.Tensor[]) => TF.Tensor, args: TF.Tensor[]): () => void {
+  const g = tf.grad((x: TF.Tensor) => f(x, ...args.slice(1)));
   return () => tf.tidy(() => g(args[0]!)).dataSync();
 }
 
@@ -72,7 +84,7 @@ function jaxPeer(f: (...xs: JA[]) => JA, args: JA[]): () => void {
 
 function rosenbrockPeers(x: Float64Array): Peer {
   const n = x.length;
-  const tfF = (t: tf.Tensor) => {
+  const tfF = (t: TF.Tensor) => {
     const head = t.slice(0, n - 1);
     const a = t.slice(1).sub(head.square()), b = tf.scalar(1).sub(head);
     return a.square().mul(100).add(b.square()).sum();
@@ -87,10 +99,10 @@ function rosenbrockPeers(x: Float64Array): Peer {
 
 function lotkaVolterraPeers(p: Float64Array, x0: number, y0: number, h: number, steps: number): Peer {
   // Scalar tensors, one op at a time, as the JS program is written.
-  const tfF = (q: tf.Tensor) => {
+  const tfF = (q: TF.Tensor) => {
     const [alpha, beta, delta, gamma] = tf.unstack(q);
-    let x: tf.Tensor = tf.scalar(x0), y: tf.Tensor = tf.scalar(y0);
-    const f = (u: tf.Tensor, v: tf.Tensor) => [alpha!.mul(u).sub(beta!.mul(u).mul(v)), delta!.mul(u).mul(v).sub(gamma!.mul(v))] as const;
+    let x: TF.Tensor = tf.scalar(x0), y: TF.Tensor = tf.scalar(y0);
+    const f = (u: TF.Tensor, v: TF.Tensor) => [alpha!.mul(u).sub(beta!.mul(u).mul(v)), delta!.mul(u).mul(v).sub(gamma!.mul(v))] as const;
     for (let s = 0; s < steps; s++) {
       const [k1x, k1y] = f(x, y);
       const [k2x, k2y] = f(x.add(k1x.mul(0.5 * h)), y.add(k1y.mul(0.5 * h)));
@@ -124,14 +136,14 @@ function lotkaVolterraPeers(p: Float64Array, x0: number, y0: number, h: number, 
 }
 
 function newtonSqrtPeers(a: number): Peer {
-  const tfF = (t: tf.Tensor) => { let x = t; for (let i = 0; i < 50; i++) x = x.add(t.div(x)).mul(0.5); return x; };
+  const tfF = (t: TF.Tensor) => { let x = t; for (let i = 0; i < 50; i++) x = x.add(t.div(x)).mul(0.5); return x; };
   const jaxF = (t: JA) => { let x = t.ref; for (let i = 0; i < 50; i++) x = x.ref.add(t.ref.div(x)).mul(0.5); t.dispose(); return x; };
   return { tf: tfPeer(tfF, [tf.scalar(a)]), jax: jaxPeer(jaxF, [np.array(a)]) };
 }
 
 function heatPeers(u0: Float64Array, n: number, steps: number, k: number): Peer {
   // The 2-D field, neighbours by shifted slices with the edge repeated (insulated edges, as in the JS program).
-  const tfF = (t: tf.Tensor) => {
+  const tfF = (t: TF.Tensor) => {
     let u = t.reshape([n, n]);
     for (let s = 0; s < steps; s++) {
       const up = tf.concat([u.slice([0, 0], [1, n]), u.slice([0, 0], [n - 1, n])], 0);
@@ -171,10 +183,18 @@ interface Case {
   name: string;
   primal: () => unknown; hand: () => unknown; pullback: () => unknown; wasm: () => unknown;
   /** Worst difference of each gradient from the hand-written one (relative where the values are large). */
-  check: () => { js: number; wasm: number };
-  peers: Peer;
+  checkJs: () => number;
+  checkWasm: () => number;
+  peers: () => Peer;
 }
 const w = await wasmPrograms();
+/**
+ * Every function timed (primal, hand-written gradient, pullback's) is called through Reflect.apply with its
+ * arguments, as grad() calls the sweeps: were a function called directly from the timing loop, V8 would inline it
+ * there and fold the constant input array into its loop (measured: the primal of Rosenbrock 35% faster), which
+ * no program computing on real data gets.
+ */
+const call = (f: Function, ...args: unknown[]) => () => Reflect.apply(f, undefined, args);
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => { let d = 0; for (let i = 0; i < b.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!) / Math.max(1, Math.abs(b[i]!))); return d; };
 
 const n = 10_000;
@@ -186,35 +206,64 @@ const u0 = Float64Array.from({ length: N * N }, (_, q) => Math.exp(-(((q / N | 0
 const gRosen = grad(m.rosenbrock), gLV = grad(m.lotkaVolterra), gNewton = grad(m.newtonSqrt), gHeat = grad(m.heat);
 const wRosen = grad(w.rosenbrock), wLV = grad(w.lotkaVolterra), wNewton = grad(w.newtonSqrt), wHeat = grad(w.heat);
 const cases: Case[] = [
-  { name: 'Rosenbrock n=10,000', primal: () => m.rosenbrock(x), hand: () => m.rosenbrockGrad(x), pullback: () => gRosen(x), wasm: () => wRosen(x),
-    check: () => ({ js: maxDiff(gRosen(x), m.rosenbrockGrad(x)), wasm: maxDiff(wRosen(x), m.rosenbrockGrad(x)) }), peers: rosenbrockPeers(x) },
-  { name: 'RK4 Lotka-Volterra 1,000 steps, d/d(4 params)', primal: () => m.lotkaVolterra(p, 1, 1, 0.01, 1000), hand: () => m.lotkaVolterraGrad(p, 1, 1, 0.01, 1000),
-    pullback: () => gLV(p, 1, 1, 0.01, 1000), wasm: () => wLV(p, 1, 1, 0.01, 1000),
-    check: () => ({ js: maxDiff(gLV(p, 1, 1, 0.01, 1000), m.lotkaVolterraGrad(p, 1, 1, 0.01, 1000)), wasm: maxDiff(wLV(p, 1, 1, 0.01, 1000), m.lotkaVolterraGrad(p, 1, 1, 0.01, 1000)) }),
-    peers: lotkaVolterraPeers(p, 1, 1, 0.01, 1000) },
-  { name: 'Newton sqrt, 50 iterations, d/da', primal: () => m.newtonSqrt(2.5), hand: () => m.newtonSqrtGrad(2.5), pullback: () => gNewton(2.5), wasm: () => wNewton(2.5),
-    check: () => ({ js: Math.abs(gNewton(2.5) - m.newtonSqrtGrad(2.5)), wasm: Math.abs(wNewton(2.5) - m.newtonSqrtGrad(2.5)) }), peers: newtonSqrtPeers(2.5) },
-  { name: 'Rosenbrock n=100', primal: () => m.rosenbrock(x100), hand: () => m.rosenbrockGrad(x100), pullback: () => gRosen(x100), wasm: () => wRosen(x100),
-    check: () => ({ js: maxDiff(gRosen(x100), m.rosenbrockGrad(x100)), wasm: maxDiff(wRosen(x100), m.rosenbrockGrad(x100)) }), peers: rosenbrockPeers(x100) },
-  { name: 'Heat diffusion 64x64, 100 steps, d/d(initial field)', primal: () => m.heat(u0, N, 100, 0.2), hand: () => m.heatGrad(u0, N, 100, 0.2),
-    pullback: () => gHeat(u0, N, 100, 0.2), wasm: () => wHeat(u0, N, 100, 0.2),
-    check: () => ({ js: maxDiff(gHeat(u0, N, 100, 0.2), m.heatGrad(u0, N, 100, 0.2)), wasm: maxDiff(wHeat(u0, N, 100, 0.2), m.heatGrad(u0, N, 100, 0.2)) }),
-    peers: heatPeers(u0, N, 100, 0.2) },
+  { name: 'Rosenbrock n=10,000', primal: call(m.rosenbrock, x), hand: call(m.rosenbrockGrad, x), pullback: call(gRosen, x), wasm: call(wRosen, x),
+    checkJs: () => maxDiff(gRosen(x), m.rosenbrockGrad(x)), checkWasm: () => maxDiff(wRosen(x), m.rosenbrockGrad(x)), peers: () => rosenbrockPeers(x) },
+  { name: 'RK4 Lotka-Volterra 1,000 steps, d/d(4 params)', primal: call(m.lotkaVolterra, p, 1, 1, 0.01, 1000), hand: call(m.lotkaVolterraGrad, p, 1, 1, 0.01, 1000),
+    pullback: call(gLV, p, 1, 1, 0.01, 1000), wasm: call(wLV, p, 1, 1, 0.01, 1000),
+    checkJs: () => maxDiff(gLV(p, 1, 1, 0.01, 1000), m.lotkaVolterraGrad(p, 1, 1, 0.01, 1000)), checkWasm: () => maxDiff(wLV(p, 1, 1, 0.01, 1000), m.lotkaVolterraGrad(p, 1, 1, 0.01, 1000)),
+    peers: () => lotkaVolterraPeers(p, 1, 1, 0.01, 1000) },
+  { name: 'Newton sqrt, 50 iterations, d/da', primal: call(m.newtonSqrt, 2.5), hand: call(m.newtonSqrtGrad, 2.5), pullback: call(gNewton, 2.5), wasm: call(wNewton, 2.5),
+    checkJs: () => Math.abs(gNewton(2.5) - m.newtonSqrtGrad(2.5)), checkWasm: () => Math.abs(wNewton(2.5) - m.newtonSqrtGrad(2.5)), peers: () => newtonSqrtPeers(2.5) },
+  { name: 'Rosenbrock n=100', primal: call(m.rosenbrock, x100), hand: call(m.rosenbrockGrad, x100), pullback: call(gRosen, x100), wasm: call(wRosen, x100),
+    checkJs: () => maxDiff(gRosen(x100), m.rosenbrockGrad(x100)), checkWasm: () => maxDiff(wRosen(x100), m.rosenbrockGrad(x100)), peers: () => rosenbrockPeers(x100) },
+  { name: 'Heat diffusion 64x64, 100 steps, d/d(initial field)', primal: call(m.heat, u0, N, 100, 0.2), hand: call(m.heatGrad, u0, N, 100, 0.2),
+    pullback: call(gHeat, u0, N, 100, 0.2), wasm: call(wHeat, u0, N, 100, 0.2),
+    checkJs: () => maxDiff(gHeat(u0, N, 100, 0.2), m.heatGrad(u0, N, 100, 0.2)), checkWasm: () => maxDiff(wHeat(u0, N, 100, 0.2), m.heatGrad(u0, N, 100, 0.2)),
+    peers: () => heatPeers(u0, N, 100, 0.2) },
 ];
 
 const rows: BenchRow[] = [];
 const cpu = `CPU (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`;
 const adapter = `${cpu}, JS adjoint`, wasmAdapter = `${cpu}, Wasm adjoint`;
+// Phase 1, the JS rows, before any Wasm sweep runs: growing a WebAssembly.Memory detaches its old ArrayBuffer,
+// and from then on V8 checks every typed-array access in the process for detachment (measured: Rosenbrock's
+// primal 17 -> 32 µs after the first Wasm gradient). Phase 2, the Wasm rows; phase 3, the peers.
+const timed: { c: Case; primal: number; hand: number; pb: number; wa: number }[] = [];
 for (const c of cases) {
-  const err = c.check();
-  if (!(err.js < 1e-9)) throw new Error(`${c.name}: pullback's JS adjoint and the hand-written gradient disagree by ${err.js}`);
-  if (!(err.wasm < 1e-9)) throw new Error(`${c.name}: pullback's Wasm adjoint and the hand-written gradient disagree by ${err.wasm}`);
+  const err = c.checkJs();
+  if (!(err < 1e-9)) throw new Error(`${c.name}: pullback's JS adjoint and the hand-written gradient disagree by ${err}`);
   // Interleave them so that drifts in machine load hit all of them.
-  const tp: number[] = [], th: number[] = [], tg: number[] = [], tw: number[] = [];
-  for (let round = 0; round < 3; round++) { tp.push(time(c.primal)); th.push(time(c.hand)); tg.push(time(c.pullback)); tw.push(time(c.wasm)); }
-  const primal = median(tp), hand = median(th), pb = median(tg), wa = median(tw);
+  const tp: number[] = [], th: number[] = [], tg: number[] = [];
+  for (let round = 0; round < 3; round++) { tp.push(time(c.primal)); th.push(time(c.hand)); tg.push(time(c.pullback)); }
+  timed.push({ c, primal: Math.min(...tp), hand: Math.min(...th), pb: Math.min(...tg), wa: NaN });
+}
+// Hessian-vector products (reverse over forward) against one gradient of the same function.
+const hRosen = hvp(m.rosenbrock), hLV = hvp(m.lotkaVolterra);
+const v = Float64Array.from({ length: n }, (_, i) => Math.cos(i));
+const v4 = Float64Array.from([0.3, -0.2, 0.1, 0.5]);
+const hvpRows: BenchRow[] = [];
+for (const [name, h, g, f] of [
+  ['Rosenbrock n=10,000', call(hRosen, x, v), call(gRosen, x), call(m.rosenbrock, x)],
+  ['RK4 Lotka-Volterra 1,000 steps', call(hLV, p, 1, 1, 0.01, 1000, v4), call(gLV, p, 1, 1, 0.01, 1000), call(m.lotkaVolterra, p, 1, 1, 0.01, 1000)],
+] as const) {
+  const th: number[] = [], tg: number[] = [], tf: number[] = [];
+  for (let round = 0; round < 3; round++) { th.push(time(h)); tg.push(time(g)); tf.push(time(f)); }
+  hvpRows.push(row({ case: `${name}: hvp vs one gradient (target ≤ 4x)`, unit: 'µs', pullback: Math.min(...th), peer: Math.min(...tg), peerName: 'gradient (pullback)', better: 'lower', adapter }));
+  hvpRows.push(row({ case: `${name}: hvp vs one primal`, unit: 'µs', pullback: Math.min(...th), peer: Math.min(...tf), peerName: 'primal (JS)', better: 'lower', adapter }));
+}
+for (const t of timed) {
+  const err = t.c.checkWasm();
+  if (!(err < 1e-9)) throw new Error(`${t.c.name}: pullback's Wasm adjoint and the hand-written gradient disagree by ${err}`);
+  const tw: number[] = [];
+  for (let round = 0; round < 3; round++) tw.push(time(t.c.wasm));
+  t.wa = Math.min(...tw);
+}
+
+await loadPeers();
+for (const { c, primal, hand, pb, wa } of timed) {
   // The peers take milliseconds to seconds per gradient: fewer repetitions.
-  const tfT = peerTime(c.peers.tf), jaxT = peerTime(c.peers.jax);
+  const peers = c.peers();
+  const tfT = peerTime(peers.tf), jaxT = peerTime(peers.jax);
   rows.push(row({ case: `${c.name}: gradient vs primal`, unit: 'µs', pullback: pb, peer: primal, peerName: 'primal (JS)', better: 'lower', adapter }));
   rows.push(row({ case: `${c.name}: gradient vs hand-written`, unit: 'µs', pullback: pb, peer: hand, peerName: 'hand-written gradient (JS)', better: 'lower', adapter }));
   rows.push(row({ case: `${c.name}: Wasm gradient vs primal`, unit: 'µs', pullback: wa, peer: primal, peerName: 'primal (JS)', better: 'lower', adapter: wasmAdapter }));
@@ -223,19 +272,7 @@ for (const c of cases) {
   rows.push(row({ case: `${c.name}: Wasm gradient vs TensorFlow.js`, unit: 'µs', pullback: wa, peer: tfT.us, peerName: `tf.grad (TF.js ${tf.version.tfjs}, cpu, float32)${tfT.failed}`, better: 'lower', adapter: wasmAdapter }));
   rows.push(row({ case: `${c.name}: Wasm gradient vs jax-js`, unit: 'µs', pullback: wa, peer: jaxT.us, peerName: `jit(grad) (jax-js, wasm, float32)${jaxT.failed}`, better: 'lower', adapter: wasmAdapter }));
 }
-// Hessian-vector products (reverse over forward) against one gradient of the same function.
-const hRosen = hvp(m.rosenbrock), hLV = hvp(m.lotkaVolterra);
-const v = Float64Array.from({ length: n }, (_, i) => Math.cos(i));
-const v4 = Float64Array.from([0.3, -0.2, 0.1, 0.5]);
-for (const [name, h, g, f] of [
-  ['Rosenbrock n=10,000', () => hRosen(x, v), () => gRosen(x), () => m.rosenbrock(x)],
-  ['RK4 Lotka-Volterra 1,000 steps', () => hLV(p, 1, 1, 0.01, 1000, v4), () => gLV(p, 1, 1, 0.01, 1000), () => m.lotkaVolterra(p, 1, 1, 0.01, 1000)],
-] as const) {
-  const th: number[] = [], tg: number[] = [], tf: number[] = [];
-  for (let round = 0; round < 3; round++) { th.push(time(h)); tg.push(time(g)); tf.push(time(f)); }
-  rows.push(row({ case: `${name}: hvp vs one gradient (target ≤ 4x)`, unit: 'µs', pullback: median(th), peer: median(tg), peerName: 'gradient (pullback)', better: 'lower', adapter }));
-  rows.push(row({ case: `${name}: hvp vs one primal`, unit: 'µs', pullback: median(th), peer: median(tf), peerName: 'primal (JS)', better: 'lower', adapter }));
-}
+rows.push(...hvpRows);
 report('scalar', rows);
 console.log('\nThe hand-written gradients return new arrays, as grad() does (in Node 20 a fresh 80 KB Float64Array costs tens of µs to fill).');
 console.log('ratio = peer time / pullback time; targets: JS gradient ≤ 3x primal (ratio ≥ 0.33), ≤ 1.5x hand-written (≥ 0.67);');

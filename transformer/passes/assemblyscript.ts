@@ -49,7 +49,9 @@ const NUMBER_CONSTANTS: Record<string, string> = {
   EPSILON: 'f64.EPSILON', MAX_VALUE: 'f64.MAX_VALUE', MIN_VALUE: 'f64.MIN_VALUE', MAX_SAFE_INTEGER: 'f64.MAX_SAFE_INTEGER',
   MIN_SAFE_INTEGER: 'f64.MIN_SAFE_INTEGER', POSITIVE_INFINITY: 'Infinity', NEGATIVE_INFINITY: '(-Infinity)', NaN: 'NaN',
 };
-const TAPE_METHODS = new Set(['push', 'pop', 'popInt', 'pushRef', 'popRef']);
+// `put` is the JS sweeps' unchecked push into room made by `reserve`; in Wasm every push checks its room inline
+// (cheap there), so `put` lowers as `push` and `reserve` to nothing.
+const TAPE_METHODS = new Set(['push', 'put', 'reserve', 'pop', 'popInt', 'pushRef', 'popRef']);
 const BINARY = new Set(['=', '+=', '-=', '*=', '/=', '%=', '+', '-', '*', '/', '%', '**', '<', '<=', '>', '>=', '===', '!==', '==', '!=', '&&', '||']);
 
 /** TypeScript of the primal, from the normalized IR (what the forward sweep runs, without the tape). */
@@ -208,7 +210,7 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
   };
   const movesSp = (n: ts.Node): boolean => {
     let found = false;
-    const v = (m: ts.Node) => { if (isTapeCall(m, ['push', 'pop', 'popInt'])) found = true; else if (!found) ts.forEachChild(m, v); };
+    const v = (m: ts.Node) => { if (isTapeCall(m, ['push', 'put', 'pop', 'popInt'])) found = true; else if (!found) ts.forEachChild(m, v); };
     v(n);
     return found;
   };
@@ -226,7 +228,7 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
         const member = ts.isPropertyAccessExpression(p) && p.expression === n && (TAPE_METHODS.has(p.name.text) || p.name.text === 'd');
         const arg = ts.isCallExpression(p) && p.arguments.includes(n as never);
         if (!member && !arg) ok = false;
-        if (member && p.name.text === 'push' && !(ts.isCallExpression(p.parent) && ts.isExpressionStatement(p.parent.parent))) ok = false;
+        if (member && ['push', 'put', 'reserve'].includes(p.name.text) && !(ts.isCallExpression(p.parent) && ts.isExpressionStatement(p.parent.parent))) ok = false;
         if (arg) {
           let st: ts.Node = p;
           while (!ts.isStatement(st)) st = st.parent;
@@ -402,7 +404,8 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     if (baseText === '$t' && TAPE_METHODS.has(name)) {
       if (name === 'pushRef') return { s: `$t.pushRef(${expr(args[0]!).s})`, t: 'f64' };
       if (name === 'popRef') return { s: '$t.popRef()', t: 'arr' };
-      if (name === 'push') return { s: cacheTape ? fail(n, 'a push inside an expression') : `$t.push(${f64(expr(args[0]!))})`, t: 'f64' };
+      if (name === 'push' || name === 'put') return { s: cacheTape ? fail(n, 'a push inside an expression') : `$t.push(${f64(expr(args[0]!))})`, t: 'f64' };
+      if (name === 'reserve') return fail(n, 'a reserve inside an expression');
       return { s: cacheTape ? 'load<f64>($$tp + (<usize>(--$$sp) << 3))' : '$t.pop()', t: 'f64' };
     }
     if (baseText === 'Math') {
@@ -476,7 +479,8 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     if (ts.isVariableStatement(s)) return syncing(s, declList(s.declarationList));
     if (ts.isExpressionStatement(s)) {
       const e = s.expression;
-      if (cacheTape && isTapeCall(e, ['push'])) {
+      if (isTapeCall(e, ['reserve'])) return [];
+      if (cacheTape && isTapeCall(e, ['push', 'put'])) {
         return [`{ const $$v: f64 = ${f64(expr((e as ts.CallExpression).arguments[0]!))}; if ($$sp >= $$te) { $$tp = $grow($t, $$sp); $$te = $t.end; } store<f64>($$tp + (<usize>$$sp << 3), $$v); $$sp++; }`];
       }
       const lines = [`${expr(e).s};`];
