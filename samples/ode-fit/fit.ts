@@ -1,6 +1,8 @@
 // Sample: recover the four parameters of a Lotka–Volterra model from noisy observations, with gradients
-// from pullback. Run: npm run demo:ode   (or: node --import pullback/register samples/ode-fit/fit.ts [--quick])
-import { valueAndGrad } from 'pullback';
+// from pullback's adjoint compiled to WebAssembly. Run: npm run demo:ode
+// (or: PULLBACK_WASM=1 node --import pullback/register samples/ode-fit/fit.ts [--quick]; without PULLBACK_WASM the
+// same gradients come from the JS adjoint).
+import { explain, valueAndGrad } from 'pullback';
 import { lossOf, simulate } from './model.js';
 import { Canvas, type RGB } from '../common/png.js';
 import { mkdirSync } from 'node:fs';
@@ -22,6 +24,8 @@ const obs = clean.map((v) => v * (1 + 0.05 * gauss()));
 // Adam on log-parameters (keeps them positive), starting far from the truth.
 const logp = Float64Array.from([0.5, 0.2, 0.3, 0.8].map(Math.log));
 const f = valueAndGrad(lossOf);
+const how = explain(lossOf);
+console.log(`gradient backend: ${how.backend}${how.reason ? ` (${how.reason})` : ''}`);
 const m = new Float64Array(4), v = new Float64Array(4);
 const steps = quick ? 150 : 1500;
 const lr = 0.05, b1 = 0.9, b2 = 0.999;
