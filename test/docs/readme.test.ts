@@ -56,4 +56,10 @@ test('the training example runs and its memory stays flat', () => {
   assert.match(r.stdout, /live tensors: \d+/);
 });
 
+test('every export of pullback is named in the README', async () => {
+  const api = await import('pullback');
+  const missing = Object.keys(api).filter((name) => !new RegExp(`\\b${name}\\b`).test(readme));
+  assert.equal(missing, [], `exports the README does not mention: ${missing.join(', ')}`);
+});
+
 test.run();
