@@ -589,9 +589,18 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       if (a.k !== 'var' || a.name !== u.name) return undefined;
       const v = u.value as Extract<Expr, { k: 'bin' }>;
       const step = (v.op === '+' ? 1 : -1) * ((v.b as { v: number }).v);
+      // E must keep its value through the loop: no variable of it is assigned there, and it reads no array
+      // element (a store could change it) and no outer value while the loop calls outer code.
       const changed = new Set<string>();
-      walkStmts([...s.body, ...s.update], (x) => { if (x.k === 'assign' || x.k === 'decl') changed.add(x.name); });
-      if ([...varsOf(b)].some((x) => changed.has(x))) return undefined;
+      let callsOut = false;
+      walkStmts([...s.body, ...s.update], (x) => {
+        if (x.k === 'assign' || x.k === 'decl') changed.add(x.name);
+        for (const e of stmtExprs(x)) walkExpr(e, (y) => { if (y.k === 'extcall' || y.k === 'call') callsOut = true; });
+        if (x.k === 'opaque') callsOut = true;
+      });
+      let pure = true;
+      walkExpr(b, (y) => { if (y.k === 'index' || y.k === 'call' || y.k === 'extcall' || (y.k === 'ext' && callsOut)) pure = false; });
+      if (!pure || [...varsOf(b)].some((x) => changed.has(x))) return undefined;
       const i = u.name, E = printExpr(b, pf, 11), tight = printExpr(b, pf, 12); // E - i, i - E
       if (step > 0 && (op === '<' || op === '<=')) {
         const span = step === 1 ? `${E} - ${i}` : `(${E} - ${i}) / ${step}`;
