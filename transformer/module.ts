@@ -245,7 +245,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
       `${m.method === 'static' ? `, self: ${m.ref.split('.')[0]}` : ''}${wasm} });`;
     const slot = Node.isFunctionDeclaration(fnNode) ? topRegistrations.push('') - 1 : -1;
     const place = slot >= 0 ? (w: string) => { topRegistrations[slot] = reg(w); } : (w: string) => { inserts.push({ pos: m.anchor.getEnd(), text: `\n${reg(w)}` }); };
-    scalar.push({ fn: norm.fn, norm, fwd: sweeps.fwd, rev: sweeps.rev, method: m.method !== 'none', place });
+    scalar.push({ fn: norm.fn, norm, fwd: sweeps.fwd, rev: sweeps.rev, ...(gsweeps ? { gfwd: gsweeps.fwd, grev: gsweeps.rev } : {}), method: m.method !== 'none', place });
   }
 
   // Wasm: one module for the file, built only by the pass whose result is final (a first pass that found

@@ -20,6 +20,9 @@ export interface WasmCandidate {
   /** The JS printer's forward and reverse sweeps (TypeScript text). */
   fwd: string;
   rev: string;
+  /** The gradient sweeps grad runs, where they differ ('' for grev: the reverse sweep is `rev`). */
+  gfwd?: string;
+  grev?: string;
   /** A method (static or instance): stays on JS. */
   method: boolean;
 }
@@ -61,13 +64,17 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
   const reasons = new Map<string, string | undefined>();
   const functions = new Set<string>();
   const owner = new Map<string, string>();
-  for (const c of cands) for (const name of [c.fn.prefix, `${c.fn.prefix}$fwd`, `${c.fn.prefix}$rev`]) { functions.add(name); owner.set(name, c.fn.prefix); }
+  for (const c of cands) {
+    const names = [c.fn.prefix, `${c.fn.prefix}$fwd`, `${c.fn.prefix}$rev`, ...(c.gfwd ? [`${c.fn.prefix}$gfwd`] : []), ...(c.grev ? [`${c.fn.prefix}$grev`] : [])];
+    for (const name of names) { functions.add(name); owner.set(name, c.fn.prefix); }
+  }
   const printed = new Map<string, { text: string; calls: Set<string>; constants: Map<string, number> }>();
   for (const c of cands) {
     const why = precheck(c);
     if (why) { reasons.set(c.fn.prefix, why); continue; }
     try {
-      const r = toAssemblyScript(`${primalSource(c.norm)}\n\n${c.fwd}\n\n${c.rev}`, { functions, constant: opts.constant });
+      const gradient = c.gfwd ? `\n\n${c.gfwd}${c.grev ? `\n\n${c.grev}` : ''}` : '';
+      const r = toAssemblyScript(`${primalSource(c.norm)}\n\n${c.fwd}\n\n${c.rev}${gradient}`, { functions, constant: opts.constant });
       printed.set(c.fn.prefix, r);
       reasons.set(c.fn.prefix, undefined);
     } catch (e) {
@@ -96,7 +103,10 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
   ];
   for (const c of cands) {
     const r = printed.get(c.fn.prefix);
-    if (r) parts.push(`// ---- ${c.fn.name} (${c.fn.file.split('/').pop()}:${c.fn.line}) ----`, r.text, wrappers(c.fn));
+    if (r) {
+      parts.push(`// ---- ${c.fn.name} (${c.fn.file.split('/').pop()}:${c.fn.line}) ----`, r.text, wrappers(c.fn));
+      if (c.gfwd) parts.push(wrappers(c.fn, c.grev ? '$grev' : '$rev'));
+    }
   }
   return { source: parts.join('\n\n') + '\n', reasons };
 }
@@ -136,30 +146,34 @@ function precheck(c: WasmCandidate): string | undefined {
  * copies the array arguments in from the staging buffer; the reverse sweep copies the caller's adjoints of
  * them in (it accumulates into them, as the JS sweep does into the caller's arrays) and back out.
  */
-function wrappers(fn: Fn): string {
+function wrappers(fn: Fn, gradient?: '$grev' | '$rev'): string {
+  // The gradient sweeps' wrappers ($gfwd$w, $grev$w) run f$gfwd and f$grev (or f$rev) and hand back the arrays'
+  // adjoints only: grad holds the number parameters constant.
+  const F = gradient ? '$gfwd' : '$fwd', R = gradient ?? '$rev';
   const arrs = fn.params.map((p, i) => ({ p, i })).filter(({ p }) => p.type === 'arr');
   const nums = fn.params.filter((p) => p.type === 'num');
+  const numOut = gradient ? 0 : nums.length;
   const numSig = nums.map((_, j) => `n${j}: f64`);
   const args = fn.params.map((p, i) => (p.type === 'arr' ? `a${i}` : `n${nums.indexOf(p)}`));
   const shadows = arrs.map(({ i }) => `s${i}`);
   const fwd = [
-    `export function ${fn.prefix}$fwd$w(${['id: i32', ...arrs.map(({ i }) => `len${i}: i32`), ...numSig].join(', ')}): f64 {`,
+    `export function ${fn.prefix}${F}$w(${['id: i32', ...arrs.map(({ i }) => `len${i}: i32`), ...numSig].join(', ')}): f64 {`,
     '  const fr = $frame(id);',
     '  let off = 0;',
     ...arrs.flatMap(({ i }, j) => [`  const a${i} = $in(fr, ${2 * j}, len${i}, off);`, `  off += len${i};`, `  const s${i} = $slot(fr, ${2 * j + 1}, len${i});`]),
-    `  return ${asName(`${fn.prefix}$fwd`)}(${['fr.tape', ...args, ...shadows].join(', ')});`,
+    `  return ${asName(`${fn.prefix}${F}`)}(${['fr.tape', ...args, ...shadows].join(', ')});`,
     '}',
   ];
   const rev = [
-    `export function ${fn.prefix}$rev$w(${['id: i32', ...numSig, 'seed: f64'].join(', ')}): f64 {`,
+    `export function ${fn.prefix}${gradient ? '$grev' : '$rev'}$w(${['id: i32', ...numSig, 'seed: f64'].join(', ')}): f64 {`,
     '  const fr = $frameAt(id);',
     '  let off = 0;',
     ...arrs.flatMap(({ i }, j) => [`  const a${i} = unchecked(fr.slots[${2 * j}]);`, `  const s${i} = unchecked(fr.slots[${2 * j + 1}]);`, `  off = $load(s${i}, off);`]),
-    `  ${nums.length === 1 ? 'const r = ' : ''}${asName(`${fn.prefix}$rev`)}(${['fr.tape', ...args, ...shadows, 'seed'].join(', ')});`,
+    `  ${numOut === 1 ? 'const r = ' : ''}${asName(`${fn.prefix}${R}`)}(${['fr.tape', ...args, ...shadows, 'seed'].join(', ')});`,
     '  off = 0;',
     ...arrs.map(({ i }) => `  off = $out(s${i}, off);`),
-    ...(nums.length > 1 ? [`  $outD(fr.tape, ${nums.length}, off);`] : []),
-    `  return ${nums.length === 1 ? 'r' : '0.0'};`,
+    ...(numOut > 1 ? [`  $outD(fr.tape, ${numOut}, off);`] : []),
+    `  return ${numOut === 1 ? 'r' : '0.0'};`,
     '}',
   ];
   return [...fwd, '', ...rev].join('\n');

@@ -142,13 +142,14 @@ class Views {
 const SMALL = 32;
 
 /** fwd/rev over module `m`'s exports for the function generated with `prefix`. */
-export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, params: readonly ('num' | 'arr')[]): { fwd: Sweep; rev: Sweep } {
-  const F = m.exports![`${prefix}$fwd$w`] as Export;
-  const R = m.exports![`${prefix}$rev$w`] as Export;
+export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, params: readonly ('num' | 'arr')[], gradient = false): { fwd: Sweep; rev: Sweep } {
+  // gradient: the sweeps grad runs ($gfwd$w/$grev$w), which return the arrays' adjoints only.
+  const F = m.exports![`${prefix}$${gradient ? 'g' : ''}fwd$w`] as Export;
+  const R = m.exports![`${prefix}$${gradient ? 'g' : ''}rev$w`] as Export;
   if (typeof F !== 'function' || typeof R !== 'function') throw new Error(`pullback internal error: the Wasm module of ${m.file} has no sweeps for ${name}`);
   const arr: number[] = [], num: number[] = [];
   params.forEach((k, i) => (k === 'arr' ? arr : num).push(i));
-  const nA = arr.length, nN = num.length, nP = params.length;
+  const nA = arr.length, nN = num.length, nP = params.length, nOut = gradient ? 0 : nN;
   const views = new Views();
   const fa = new Array<number>(1 + nA + nN).fill(0);
   const ra = new Array<number>(2 + nN).fill(0);
@@ -184,7 +185,7 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
     for (let j = 0; j < nN; j++) ra[1 + j] = arguments[1 + num[j]!];
     ra[1 + nN] = arguments[1 + nP + nA];
     // The caller's adjoints go in (the reverse sweep adds to them) and come back out.
-    let total = nN > 1 ? nN : 0;
+    let total = nOut > 1 ? nOut : 0;
     for (let j = 0; j < nA; j++) total += (arguments[1 + arr[j]!] as ArrayLike<number>).length;
     let stage = total ? m.stage(total) : undefined;
     let off = 0;
@@ -214,9 +215,9 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
       else s.set(views.of(stage!, off, n));
       off += len;
     }
-    if (nN > 1) for (let j = 0; j < nN; j++) t.d[j] = stage![off + j]!;
+    if (nOut > 1) for (let j = 0; j < nOut; j++) t.d[j] = stage![off + j]!;
     m.release(id);
-    return nN === 1 ? r : undefined;
+    return nOut === 1 ? r : undefined;
   }
   return { fwd, rev };
 }

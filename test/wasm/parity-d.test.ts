@@ -4,6 +4,6 @@
 import { test } from 'uvu';
 import { parityTests } from './support.js';
 
-await parityTests(['newuser3', 'newuser4']);
+await parityTests(['newuser3', 'newuser4', 'newuser5']);
 
 test.run();

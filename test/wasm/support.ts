@@ -80,9 +80,9 @@ export function inputs(ad: Adjoint, len: number, lo: number, hi: number, square 
  * adjoint is finite (array lengths 5, 3, 8, 2, 4 are tried in turn; a function must be compared at least once).
  * Returns the names compared and the worst relative error; throws on a mismatch.
  */
-export function compareModule(mod: Record<string, unknown>, file: string, tolerance = 1e-12): { compared: string[]; js: string[]; worst: number } {
+export function compareModule(mod: Record<string, unknown>, file: string, tolerance = 1e-12): { compared: string[]; js: string[]; worst: number; gradients: number } {
   const compared: string[] = [], js: string[] = [];
-  let worst = 0;
+  let worst = 0, gradients = 0;
   for (const [name, f] of Object.entries(mod)) {
     const ad = adjoint(f);
     if (!ad) continue;
@@ -100,13 +100,21 @@ export function compareModule(mod: Record<string, unknown>, file: string, tolera
         const err = relativeError(got, ref);
         if (!(err <= tolerance)) throw new Error(`${file}: ${name}(${args.map(String).join('; ')}): the Wasm sweeps give ${JSON.stringify(got)}, the JS sweeps ${JSON.stringify(ref)} (relative error ${err})`);
         worst = Math.max(worst, err);
+        // grad's own sweeps (number parameters held constant): the arrays' gradients must agree too.
+        if (ad.grad) {
+          const arrays = (x: number[][]) => ad.params.flatMap((k, i) => (k === 'arr' ? [x[i + 1]!] : []));
+          const g = sweepOnce(ad, ad.grad, args), errG = relativeError(arrays(g), arrays(ref));
+          if (!(errG <= tolerance)) throw new Error(`${file}: ${name}(${args.map(String).join('; ')}): the Wasm gradient sweeps give ${JSON.stringify(arrays(g))}, the JS sweeps ${JSON.stringify(arrays(ref))} (relative error ${errG})`);
+          worst = Math.max(worst, errG);
+          gradients++;
+        }
         times++;
       }
     }
     if (!times) throw new Error(`${file}: ${name} runs on Wasm but no input tried gave a finite JS gradient to compare with`);
     compared.push(name);
   }
-  return { compared, js, worst };
+  return { compared, js, worst, gradients };
 }
 
 /**
@@ -121,7 +129,7 @@ export async function parityTests(names: readonly string[]): Promise<void> {
     test(`${name}.ts: every function that runs on Wasm agrees with its JS adjoint`, () => {
       const r = compareModule(mod, file);
       assert.ok(r.compared.length > 0, `${file}: no function runs on Wasm (on JS: ${r.js.join(', ')})`);
-      console.log(`  ${name}.ts: ${r.compared.length} on Wasm (worst relative difference ${r.worst.toExponential(1)}), ${r.js.length} on JS`);
+      console.log(`  ${name}.ts: ${r.compared.length} on Wasm (worst relative difference ${r.worst.toExponential(1)}, ${r.gradients} comparisons of the gradient sweeps), ${r.js.length} on JS`);
     });
   }
 }
