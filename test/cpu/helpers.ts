@@ -3,6 +3,7 @@
 // the kernels are checked against) and a tolerance check that names the worst element.
 import * as assert from 'uvu/assert';
 import { loadCpuKernels, type CpuKernels, type Variant } from '../../runtime-wasm/kernels.js';
+export { rng } from '../support/rng.js';
 
 /** Builds whose results must match the reference: the scalar build and the best SIMD build. */
 export async function loadBuilds(): Promise<CpuKernels[]> {
@@ -11,17 +12,6 @@ export async function loadBuilds(): Promise<CpuKernels[]> {
   const out = [best, scalar];
   if (best.variant !== 'simd') out.push(await loadCpuKernels({ variant: 'simd' }));
   return out;
-}
-
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** n f32 values uniform in [lo, hi). */
