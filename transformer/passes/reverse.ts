@@ -595,8 +595,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       let callsOut = false;
       walkStmts([...s.body, ...s.update], (x) => {
         if (x.k === 'assign' || x.k === 'decl') changed.add(x.name);
-        for (const e of stmtExprs(x)) walkExpr(e, (y) => { if (y.k === 'extcall' || y.k === 'call') callsOut = true; });
-        if (x.k === 'opaque') callsOut = true;
+        if (x.k === 'opaque' || stmtExprs(x).some(hasCall)) callsOut = true;
       });
       let pure = true;
       walkExpr(b, (y) => { if (y.k === 'index' || y.k === 'call' || y.k === 'extcall' || (y.k === 'ext' && callsOut)) pure = false; });
