@@ -15,7 +15,7 @@ import { generateTensorSweep, isTensorFunction, type TensorHost } from './passes
 import { lowerToWasm, type WasmCandidate } from './wasm.js';
 import { calleeDeclaration, derivativeTarget, tangentTarget, describe, functionOf, findRule, functionsIn, isMarked, type FnNode } from './passes/select.js';
 
-const AD_OPERATORS = new Set(['grad', 'valueAndGrad', 'vjp', 'jacobian', 'gradcheck']);
+const AD_OPERATORS = new Set(['grad', 'valueAndGrad', 'vjp', 'jvp', 'jacobian', 'jacfwd', 'hvp', 'hessian', 'gradcheck']);
 
 /** The name a call's callee was imported as from 'pullback', if it was. */
 function pullbackImport(call: CallExpression): string | undefined {
@@ -70,7 +70,9 @@ export function transformSourceFile(sf: SourceFile, options: ModuleOptions = {})
   const second = transformOnce(sf2, false, options);
   // The project must hold the file as the user wrote it: other modules are checked against it.
   project.createSourceFile(path, text, { overwrite: true });
-  const mine = second.diagnostics.filter((d) => d.start < text.length);
+  // The second pass sees the user's code again (same diagnostics) plus what only the first pass checks.
+  const seen = new Set(second.diagnostics.map((d) => `${d.start}:${d.message}`));
+  const mine = [...second.diagnostics.filter((d) => d.start < text.length), ...first.diagnostics.filter((d) => !seen.has(`${d.start}:${d.message}`))];
   const inGenerated = second.diagnostics.filter((d) => d.start >= text.length && d.category === 'error');
   if (inGenerated.length) {
     // A bug of ours: keep first order, and say so where a function needed the second pass.
@@ -102,8 +104,36 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
   if (!marked.length && !rules.length && !fns.some((f) => tangentTarget(f) !== undefined)) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [], directionalSources, deferred: [] };
 
   const warnedNoTangent = new Set<Node>();
-  // grad(g, a)(...) inside marked functions: requested in the first pass, resolved in the second.
-  const nestedRequests = new Map<string, { g: FnNode; a: number; at: Node }>();
+  // For the check of forward-mode uses: which marked functions call a rule that has no @tangent, and which
+  // marked functions of this module each one calls.
+  const markedSet = new Set<Node>(marked);
+  const callerOf = (call: Node) => call.getFirstAncestor((a) => markedSet.has(a)) as FnNode | undefined;
+  const noTangent = new Map<FnNode, string>();
+  const calls = new Map<FnNode, Set<FnNode>>();
+  // grad(g, a)(...) and vjp(g, ...) inside marked functions: requested in the first pass, resolved in the second.
+  const nestedRequests = new Map<string, { g: FnNode; a: number; at: Node; kind: InnerKind }>();
+  /** The marked function of this module that a nested grad or vjp differentiates, with respect to parameter a. */
+  const innerFunction = (target: Node | undefined, a: number): { decl: FnNode; kinds: ('num' | 'arr')[]; returns: 'num' | 'arr' } | { unsupported: string } => {
+    const decl = target && Node.isIdentifier(target) ? functionOfIdentifier(target) : undefined;
+    if (!decl || decl.getSourceFile() !== sf || !isMarked(decl) || !describe(decl) || describe(decl)!.method !== 'none') {
+      return { unsupported: 'the differentiated function must be a marked function of this module' };
+    }
+    const kinds = decl.getParameters().map((p) => classify(p.getType()));
+    const returns = classify(decl.getReturnType());
+    if (a >= kinds.length || kinds.some((k) => k !== 'num' && k !== 'arr') || (returns !== 'num' && returns !== 'arr')) {
+      return { unsupported: 'the inner function must take numbers or arrays and return a number or an array, and argnums must name one of its parameters' };
+    }
+    return { decl, kinds: kinds as ('num' | 'arr')[], returns };
+  };
+  /** The generated function for a nested grad or vjp once the second pass has it, else 'defer' (and ask for it). */
+  const requestInner = (kind: InnerKind, t: { decl: FnNode; kinds: ('num' | 'arr')[] }, a: number, at: Node, params: ('num' | 'arr')[]): Callee | 'defer' => {
+    const name = `${describe(t.decl)!.prefix}$${kind}${a}`;
+    if (!sf.getFunction(name)) {
+      nestedRequests.set(name, { g: t.decl, a, at, kind });
+      return 'defer';
+    }
+    return { ref: name, key: name, local: true, prefix: name, params, returns: t.kinds[a]!, viaThis: false };
+  };
   const host: LowerHost = {
     diags,
     adOperator: (call) => pullbackImport(call),
@@ -112,37 +142,32 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
       const info = decl && describe(decl);
       if (!decl || !info || !isMarked(decl)) return undefined;
       const params = decl.getParameters().map((p) => classify(p.getType()));
-      if (params.some((k) => k !== 'num' && k !== 'arr') || classify(decl.getReturnType()) !== 'num') return undefined;
+      const returns = classify(decl.getReturnType());
+      if (params.some((k) => k !== 'num' && k !== 'arr') || (returns !== 'num' && returns !== 'arr')) return undefined;
       const local = decl.getSourceFile() === sf;
-      return { ref: id.getText(), key: info.ref, local, prefix: local ? info.prefix : id.getText().replace(/\W/g, '_'), params: params as ('num' | 'arr')[], returns: 'num', viaThis: false };
+      return { ref: id.getText(), key: info.ref, local, prefix: local ? info.prefix : id.getText().replace(/\W/g, '_'), params: params as ('num' | 'arr')[], returns, viaThis: false };
     },
     nestedGrad(op, call) {
       const which = pullbackImport(op);
-      if (which !== 'grad' && which !== 'valueAndGrad') return { unsupported: `only grad(f)(...) and const [v, g] = valueAndGrad(f)(...) can be nested for now, not ${which}` };
+      if (which !== 'grad' && which !== 'valueAndGrad') return { unsupported: `only grad(f)(...), const [v, g] = valueAndGrad(f)(...) and const [y, pb] = vjp(f, ...) can be nested for now, not ${which}` };
       const parent = call.getParent();
       if (which === 'valueAndGrad' && !(Node.isVariableDeclaration(parent) && Node.isArrayBindingPattern(parent.getNameNode()))) return { unsupported: 'valueAndGrad must be destructured: const [value, gradient] = valueAndGrad(f)(...)' };
       const [target, argnums] = op.getArguments();
-      const decl = target && Node.isIdentifier(target) ? functionOfIdentifier(target) : undefined;
-      if (!decl || decl.getSourceFile() !== sf || !isMarked(decl) || !describe(decl) || describe(decl)!.method !== 'none') {
-        return { unsupported: 'the differentiated function must be a marked function of this module' };
-      }
       let a = 0;
       if (argnums) {
         if (!Node.isNumericLiteral(argnums)) return { unsupported: 'argnums must be a number literal' };
         a = Number(argnums.getLiteralValue());
       }
-      const kinds = decl.getParameters().map((p) => classify(p.getType()));
-      if (a >= kinds.length || kinds.some((k) => k !== 'num' && k !== 'arr') || classify(decl.getReturnType()) !== 'num') {
-        return { unsupported: 'the inner function must take numbers or arrays and return a number, and argnums must name one of its parameters' };
-      }
-      const prefix = describe(decl)!.prefix;
-      const name = `${prefix}$grad${a}`;
-      const existing = sf.getFunction(name);
-      if (!existing) {
-        nestedRequests.set(name, { g: decl, a, at: call });
-        return 'defer';
-      }
-      return { ref: name, key: name, local: true, prefix: name, params: kinds as ('num' | 'arr')[], returns: kinds[a] as 'num' | 'arr', viaThis: false };
+      const t = innerFunction(target, a);
+      if ('unsupported' in t) return t;
+      if (t.returns !== 'num') return { unsupported: 'the inner function of grad must return a number' };
+      return requestInner('grad', t, a, call, t.kinds);
+    },
+    nestedVjp(op, index) {
+      const t = innerFunction(op.getArguments()[0], index ?? 0);
+      if ('unsupported' in t) return t;
+      if (index === undefined) return 'ok';
+      return requestInner('vjp', t, index, op, [...t.kinds, t.returns]);
     },
     isStopGradient: (call) => pullbackImport(call) === 'stopGradient',
     isAdOperator: (call) => AD_OPERATORS.has(pullbackImport(call) ?? ''),
@@ -152,8 +177,11 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
       const files = [...new Set([decl.getSourceFile(), sf])];
       const rule = findRule(decl, files);
       if (!rule && !isMarked(decl)) return undefined;
+      const caller = callerOf(call);
+      if (caller && isMarked(decl) && decl.getSourceFile() === sf) (calls.get(caller) ?? calls.set(caller, new Set()).get(caller)!).add(decl);
       if (rule && !findRule(decl, files, tangentTarget) && !warnedNoTangent.has(call)) {
         warnedNoTangent.add(call);
+        if (caller && !noTangent.has(caller)) noTangent.set(caller, describe(decl)?.name ?? decl.getText());
         diags.at(call, `${describe(decl)?.name ?? 'this function'} has a /** @derivative */ rule but no /** @tangent */ rule: ` +
           `reverse mode works, but jvp and jacfwd through it will throw; declare /** @tangent ${describe(decl)?.name} */ to enable them (second order through custom rules is not supported yet)`, 'warning');
       }
@@ -238,11 +266,14 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
     const source = `${sweeps.fwd}\n\n${sweeps.rev}${gsource}\n\n${tangent}`;
     generated.push(source);
     if (!m.prefix.endsWith('$dd')) readable.push(source);
+    // Linked where f is registered (at the top for function declarations), so that top-level code of the
+    // module can already take second derivatives.
+    const directional = !wantDirectional && sf.getFunction(`${m.prefix}$dd`) ? `\n$pb.registerDirectional(${m.ref}, ${m.prefix}$dd);` : '';
     const reg = (wasm: string) => `$pb.register(${m.ref}, { name: ${JSON.stringify(m.name)}, where: ${JSON.stringify(`${base}:${fn.line}`)}, ` +
       `params: ${JSON.stringify(fn.params.map((p) => p.type))}, returns: ${JSON.stringify(fn.returns)}, ` +
       `fwd: ${m.prefix}$fwd, rev: ${m.prefix}$rev, jvp: ${m.prefix}$jvp, ` +
       `${gsweeps ? `grad: { fwd: ${m.prefix}$gfwd, rev: ${m.prefix}$${gsweeps.rev ? 'grev' : 'rev'} }, ` : ''}source: ${JSON.stringify(header(m.name, base, fn.line) + source)}` +
-      `${m.method === 'static' ? `, self: ${m.ref.split('.')[0]}` : ''}${wasm} });`;
+      `${m.method === 'static' ? `, self: ${m.ref.split('.')[0]}` : ''}${wasm} });${directional}`;
     const slot = Node.isFunctionDeclaration(fnNode) ? topRegistrations.push('') - 1 : -1;
     const place = slot >= 0 ? (w: string) => { topRegistrations[slot] = reg(w); } : (w: string) => { inserts.push({ pos: m.anchor.getEnd(), text: `\n${reg(w)}` }); };
     scalar.push({ fn: norm.fn, norm, fwd: sweeps.fwd, rev: sweeps.rev, ...(gsweeps ? { gfwd: gsweeps.fwd, grev: gsweeps.rev } : {}), method: m.method !== 'none', place });
@@ -262,14 +293,25 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
       `function $pb$wasm(): $pb.ScalarWasmModule { return $pb.wasmModule(${JSON.stringify(base)}, "${Buffer.from(lowering.bytes).toString('base64')}"); }\n`;
   }
 
-  for (const [name, { g, a, at }] of nestedRequests) {
+  // A directional derivative that calls one the module could not write (a callee with a custom rule) cannot
+  // stand: drop it, and those that call it, so that the rest of the module keeps its second order.
+  for (let dropped = true; dropped;) {
+    const defined = new Set(directionalSources.map((d) => /function ([\w$]+)\$dd\(/.exec(d)?.[1]));
+    const keep = directionalSources.filter((d) => [...d.matchAll(/([\w$]+)\$dd\(/g)].every((m) => defined.has(m[1])));
+    dropped = keep.length < directionalSources.length;
+    directionalSources.splice(0, directionalSources.length, ...keep);
+  }
+
+  for (const [name, { g, a, at, kind }] of nestedRequests) {
     const gPrefix = describe(g)!.prefix;
     if (!directionalSources.some((d) => d.includes(`function ${gPrefix}$dd(`))) {
-      diags.unsupported(at, `grad(${describe(g)!.name}) inside a marked function`, `${describe(g)!.name} has no directional derivative (it calls functions of other modules or with custom rules)`, 'compute the inner derivative outside the marked function');
+      diags.unsupported(at, `${kind}(${describe(g)!.name}) inside a marked function`, `${describe(g)!.name} has no directional derivative (it calls functions of other modules or with custom rules)`, 'compute the inner derivative outside the marked function');
       continue;
     }
-    directionalSources.push(nestedGradSource(name, g, a));
+    directionalSources.push(innerSource(name, g, a, kind));
   }
+
+  if (wantDirectional) checkForwardUses(sf, { noTangent, calls, hasDirectional: (prefix) => directionalSources.some((d) => d.includes(`function ${prefix}$dd(`)), diags });
 
   for (const r of fns.filter((f) => tangentTarget(f) !== undefined)) {
     const target = tangentTarget(r)!;
@@ -335,28 +377,74 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
   for (const m of code.matchAll(/\$pb\.primal\([^\n]*?\]\)/g)) ranges.push([m.index!, m.index! + m[0].length]);
   ranges.push([code.lastIndexOf(marker), code.length]);
   const adjointSource = readable.length ? `${header(undefined, base)}\nimport * as $pb from 'pullback/runtime';\n\n${readable.join('\n\n')}\n` : '';
-  const deferred = [...nestedRequests.values()].map(({ at, g }) => { const sub = new Diagnostics(); sub.at(at, `grad(${describe(g)!.name}) inside a marked function`); return sub.list[0]!; });
+  const deferred = [...nestedRequests.values()].map(({ at, g, kind }) => { const sub = new Diagnostics(); sub.at(at, `${kind}(${describe(g)!.name}) inside a marked function`); return sub.list[0]!; });
   return { code, changed: true, diagnostics: diags.list, adjointSource, generated: ranges, directionalSources, deferred };
 }
 
-/** The function `grad(g, a)` stands for: forward mode over g$dd, one run per entry of parameter a. */
-function nestedGradSource(name: string, g: FnNode, a: number): string {
+/**
+ * Forward mode needs a tangent for every function on the way: a call of jvp or jacfwd on a marked function of
+ * this module that reaches a rule with no /** @tangent *\/ is an error here rather than a throw at run time.
+ * hvp, hessian and grad(grad(f)) need f's directional derivative, which custom rules and other modules'
+ * functions rule out for now: a warning, since the rest of the module is fine.
+ */
+function checkForwardUses(sf: SourceFile, k: { noTangent: Map<FnNode, string>; calls: Map<FnNode, Set<FnNode>>; hasDirectional: (prefix: string) => boolean; diags: Diagnostics }): void {
+  const reaches = (f: FnNode, seen = new Set<FnNode>()): string | undefined => {
+    if (seen.has(f)) return undefined;
+    seen.add(f);
+    return k.noTangent.get(f) ?? [...(k.calls.get(f) ?? [])].map((g) => reaches(g, seen)).find(Boolean);
+  };
+  sf.forEachDescendant((n) => {
+    if (!Node.isCallExpression(n)) return;
+    const op = pullbackImport(n);
+    const first = n.getArguments()[0];
+    const secondOrder = op === 'hvp' || op === 'hessian' || (op === 'grad' && first && Node.isCallExpression(first) && pullbackImport(first) === 'grad');
+    if (op !== 'jvp' && op !== 'jacfwd' && !secondOrder) return;
+    const target = secondOrder && op === 'grad' ? (first as CallExpression).getArguments()[0] : first;
+    const decl = target && Node.isIdentifier(target) ? functionOfIdentifier(target) : undefined;
+    const info = decl && decl.getSourceFile() === sf && isMarked(decl) ? describe(decl) : undefined;
+    if (!decl || !info) return;
+    const what = op === 'grad' ? `grad(grad(${info.name}))` : `${op}(${info.name})`;
+    if (!secondOrder) {
+      const rule = reaches(decl);
+      if (rule) k.diags.at(n, `${what} runs forward mode through ${rule}, which has a /** @derivative */ rule but no /** @tangent */ rule: declare /** @tangent ${rule} */ (a function of ${rule}'s arguments followed by their tangents, returning the output's tangent), or use vjp/jacobian instead`);
+    } else if (!info.prefix.endsWith('$dd') && !k.hasDirectional(info.prefix)) {
+      k.diags.at(n, `${what} will throw: ${info.name} has no second-order code (the transformer writes it only when every function ${info.name} calls is in this module and has no custom rule); compute the second derivative by finite differences of grad(${info.name}) instead`, 'warning');
+    }
+  });
+}
+
+type InnerKind = 'grad' | 'vjp';
+
+/**
+ * The function a nested `grad(g, a)` or vjp pullback entry stands for, written with forward mode over g$dd
+ * (one run per entry of parameter a) so that it can be differentiated again. grad: `g$grad{a}(...args)`, the
+ * partial derivative of g. vjp: `g$vjp{a}(...args, $ct)`, the derivative of <$ct, g(...args)> (for g
+ * returning an array, the dot product of $ct with each directional derivative).
+ */
+function innerSource(name: string, g: FnNode, a: number, kind: InnerKind): string {
   const d = describe(g)!;
   const ps = g.getParameters().map((p) => ({ name: p.getName(), kind: classify(p.getType()) as 'num' | 'arr', type: p.getTypeNode()?.getText() ?? (classify(p.getType()) === 'num' ? 'number' : 'Float64Array') }));
-  const sig = ps.map((p) => `${p.name}: ${p.type}`).join(', ');
+  const vectorOut = classify(g.getReturnType()) === 'arr';
+  const sig = [...ps.map((p) => `${p.name}: ${p.type}`), ...(kind === 'vjp' ? [`$ct: ${vectorOut ? 'Float64Array' : 'number'}`] : [])].join(', ');
   const tangents = (unit: string) => ps.map((p, i) => (i === a ? unit : p.kind === 'num' ? '0' : `new Float64Array(${p.name}.length)`));
-  const args = ps.map((p) => p.name);
-  const doc = [`/**`, ` * grad(${d.name}, ${a}) as used inside marked functions: forward mode over ${d.prefix}$dd, so that it can be`, ` * differentiated again. Written by pullback.`, ` * @differentiable`, ` */`];
+  const dd = (unit: string) => `${d.prefix}$dd(${[...ps.map((p) => p.name), ...tangents(unit)].join(', ')})`;
+  const what = kind === 'grad' ? `grad(${d.name}, ${a}) as used inside marked functions` : `the pullback of ${d.name} for '${ps[a]!.name}', as vjp inside marked functions uses it`;
+  const doc = [`/**`, ` * ${what}: forward mode over ${d.prefix}$dd, so that it can be`, ` * differentiated again. Written by pullback.`, ` * @differentiable`, ` */`];
+  /** Statements that leave the derivative along `unit` in `into` (`return` when into is 'return'). */
+  const along = (unit: string, into: string): string[] => {
+    const put = (v: string) => (into === 'return' ? `return ${v};` : `${into} = ${v};`);
+    if (kind === 'grad') return [put(dd(unit))];
+    if (!vectorOut) return [put(`$ct * ${dd(unit)}`)];
+    return [`const $d = ${dd(unit)};`, 'let $s = 0;', 'for (let $k = 0; $k < $d.length; $k++) $s += $ct[$k] * $d[$k];', put('$s')];
+  };
   const p = ps[a]!;
-  if (p.kind === 'num') {
-    return [...doc, `function ${name}(${sig}): number {`, `  return ${d.prefix}$dd(${[...args, ...tangents('1')].join(', ')});`, '}'].join('\n');
-  }
+  if (p.kind === 'num') return [...doc, `function ${name}(${sig}): number {`, ...along('1', 'return').map((l) => `  ${l}`), '}'].join('\n');
   return [...doc, `function ${name}(${sig}): Float64Array {`,
     `  const $out = new Float64Array(${p.name}.length);`,
     `  for (let $j = 0; $j < ${p.name}.length; $j++) {`,
     `    const $e = new Float64Array(${p.name}.length);`,
     `    $e[$j] = 1;`,
-    `    $out[$j] = ${d.prefix}$dd(${[...args, ...tangents('$e')].join(', ')});`,
+    ...along('$e', '$out[$j]').map((l) => `    ${l}`),
     '  }',
     '  return $out;',
     '}'].join('\n');

@@ -269,6 +269,9 @@ export function vjp<F extends Fn>(this: unknown, f: F, ...args: Parameters<F>): 
   }
   const ad = adjointOf(f);
   checkArgs(ad, args);
+  // The reverse sweep reads the argument arrays when the pullback runs, which may be after the caller has
+  // changed them: differentiate at the arguments as they are now.
+  args = args.map((a) => (ArrayBuffer.isView(a) || Array.isArray(a) ? (a as Float64Array | number[]).slice() : a)) as Parameters<F>;
   const t = new Tape();
   const fwdShadows = ad.params.flatMap((k, i) => (k === 'arr' ? [new Float64Array((args[i] as ArrayLike<number>).length)] : []));
   // For an instance method: vjp.call(receiver, C.prototype.m, ...args), as with grad's result.

@@ -41,7 +41,7 @@ fails('a labelled statement', '  ⟦outer: for (let i = 0; i < 3; i++) { x = x *
 fails('a nested function declaration', '  ⟦function g(v: number) { return v; }\n  return x;', /nested declaration/);
 fails('an assignment inside an expression', '  let y = 0;\n  return (⟦y = x) * 2;', /an assignment inside an expression/);
 fails('valueAndGrad inside a marked function without destructuring', '  const p = ⟦valueAndGrad(sq)(x);\n  return x;', /valueAndGrad must be destructured: const \[value, gradient\] = valueAndGrad\(f\)\(\.\.\.\)/, "import { valueAndGrad } from 'pullback';\n/** @differentiable */\nfunction sq(v: number): number { return v * v; }");
-fails('vjp inside a marked function', '  const p = ⟦vjp(sq, x);\n  return x;', /'vjp' inside a marked function is not differentiable: nested differentiation is not supported yet/, "import { vjp } from 'pullback';\n/** @differentiable */\nfunction sq(v: number): number { return v * v; }");
+fails('jvp inside a marked function', '  const p = ⟦jvp(sq, [x], [1])[1];\n  return x;', /'jvp' inside a marked function is not differentiable: nested differentiation is not supported yet/, "import { jvp } from 'pullback';\n/** @differentiable */\nfunction sq(v: number): number { return v * v; }");
 fails('an unsupported Math function', '  return ⟦Math.random() * x;', /Math\.random is not differentiable: it has no derivative rule/);
 
 test('a generator and an async function are rejected at the function', () => {
@@ -75,6 +75,50 @@ test('a callee with a reverse rule but no forward rule is a warning at the call'
   assert.equal([w[0]!.line, w[0]!.column], [5, 47]);
   assert.match(w[0]!.message, /cube has a \/\*\* @derivative \*\/ rule but no \/\*\* @tangent \*\/ rule: reverse mode works, but jvp and jacfwd through it will throw; declare \/\*\* @tangent cube \*\//);
   assert.ok(r.changed);
+});
+
+test('jvp through a rule with no forward rule is a compile-time error at the jvp call; hvp through it a warning', () => {
+  const rule = "import { jvp, jacfwd, hvp } from 'pullback';\nexport function cube(x: number): number { return x * x * x; }\n/** @derivative cube */\nexport function cubeGrad(x: number, g: number): number { return 3 * x * x * g; }\n";
+  const fns = "/** @differentiable */\nexport function f(x: number): number { return cube(x) + 1; }\n/** @differentiable */\nexport function h(x: number): number { return 2 * f(x); }\n";
+  const r = transformProgram(`test/programs/errors/case${n++}.ts`, rule + fns + "export const t = jvp(h, [1], [1]);\nexport const J = jacfwd(f)(2);\n");
+  const e = r.diagnostics.filter((d) => d.category === 'error');
+  assert.equal(e.map((d) => [d.line, d.column]), [[9, 18], [10, 18]]);
+  assert.match(e[0]!.message, /^jvp\(h\) runs forward mode through cube, which has a \/\*\* @derivative \*\/ rule but no \/\*\* @tangent \*\/ rule: declare \/\*\* @tangent cube \*\//);
+  assert.match(e[1]!.message, /^jacfwd\(f\) runs forward mode through cube/);
+  assert.not.ok(r.changed);
+  // With the forward rule declared, the same module compiles.
+  const tangent = "/** @tangent cube */\nexport function cubeTangent(x: number, dx: number): number { return 3 * x * x * dx; }\n";
+  const ok = transformProgram(`test/programs/errors/case${n++}.ts`, rule + tangent + fns + "export const t = jvp(h, [1], [1]);\n");
+  assert.is(ok.diagnostics.filter((d) => d.category === 'error').length, 0, ok.diagnostics.map((d) => d.message).join('\n'));
+  assert.ok(ok.changed);
+  // hvp needs second-order code, which custom rules rule out for now: it would throw, so say so, and go on.
+  const q = "/** @differentiable */\nexport function q(x: number): number { return x * x * x; }\n";
+  const w = transformProgram(`test/programs/errors/case${n++}.ts`, rule + tangent + fns + q + "export const hv = hvp(h)(1, 1);\n");
+  assert.is(w.diagnostics.filter((d) => d.category === 'error').length, 0);
+  assert.ok(w.diagnostics.some((d) => d.category === 'warning' && /^hvp\(h\) will throw: h has no second-order code/.test(d.message)), w.diagnostics.map((d) => d.message).join('\n'));
+  assert.ok(w.changed);
+  // ... and the functions of the module that call no rule keep theirs.
+  assert.match(w.code, /\$pb\.registerDirectional\(q, q\$dd\);/);
+  assert.not.match(w.code, /registerDirectional\(h,/);
+});
+
+test('vjp inside a marked function: what can be done with the pullback, and what cannot', () => {
+  const head = "import { vjp } from 'pullback';\n/** @differentiable */\nexport function g(x: number, y: number): number { return x * y; }\n/** @differentiable */\nexport function f(x: number): number {\n";
+  const cases: [string, RegExp][] = [
+    ['  return vjp(g, x, 2)[0];\n', /'vjp\(\.\.\.\)' inside a marked function is not differentiable: vjp returns a value and a pullback; destructure them: const \[y, pb\] = vjp\(g, x, 2\)/],
+    ['  const [y, pb] = vjp(g, x, 2);\n  const q = pb;\n  return y;\n', /the pullback 'pb' used as a value is not differentiable: a pullback from vjp inside a marked function can only be called/],
+    ['  const [y, pb] = vjp(g, x, 2);\n  return pb(1) * y;\n', /'pb\(1\)' is not differentiable: a pullback returns one gradient per parameter of the differentiated function; destructure them: const \[dx, dy\] = pb\(1\)/],
+    ['  const [y, pb] = vjp(g, x, 2);\n  return pb(1)[2] * y;\n', /gradient 2 of 'g' is not differentiable: the function has 2 parameter\(s\)/],
+    ['  const [y, pb] = vjp(g, x);\n  return y;\n', /it passes 1 arguments for 2 parameters/],
+    ['  const [y, pb] = vjp(Math.sin, x);\n  return y;\n', /the differentiated function must be a marked function of this module/],
+  ];
+  for (const [body, re] of cases) {
+    const r = transformProgram(`test/programs/errors/case${n++}.ts`, `${head}${body}}\n`);
+    const e = r.diagnostics.filter((d) => d.category === 'error');
+    assert.is(e.length, 1, `${body}: ${r.diagnostics.map((d) => d.message).join('\n')}`);
+    assert.match(e[0]!.message, re);
+    assert.ok(e[0]!.line >= 6, `${body}: the error points into f, at line ${e[0]!.line}`);
+  }
 });
 
 test.run();

@@ -144,6 +144,9 @@ test('vector outputs through vjp and jacobian', () => {
   const g1 = pb([1, 0, 0])[0] as Float64Array;
   const g2 = pb([1, 0, 0])[0] as Float64Array; // a pullback runs again without the forward sweep
   assert.equal(Array.from(g1), Array.from(g2));
+  p[1] = 7; // the caller changes its array: the pullback still differentiates at the point vjp was called at
+  assert.equal(Array.from(pb([1, 0, 0])[0] as Float64Array), Array.from(g1));
+  p[1] = 0.5;
   const J = jacobian(c.residuals)(p, t, y) as Float64Array[];
   assert.is(J.length, 3);
   for (let i = 0; i < 3; i++) {

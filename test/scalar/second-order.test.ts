@@ -103,4 +103,10 @@ test('grad(grad(f)) for functions of numbers', () => {
   assert.ok(close(hxy!, 2 * x + Math.cos(x * y) - x * y * Math.sin(x * y)));
 });
 
+test('second derivatives taken while the module loads (its top-level code) are right', () => {
+  const x = 0.3, y = -0.7;
+  assert.ok(close(m.atLoad.hvp[0]!, 1200 * x * x - 400 * y + 2) && close(m.atLoad.hvp[1]!, -400 * x), String(Array.from(m.atLoad.hvp)));
+  assert.ok(close(m.atLoad.cubeSecond, 6 * 0.4 + 4 * Math.exp(0.8)), String(m.atLoad.cubeSecond));
+});
+
 test.run();

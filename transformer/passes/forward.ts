@@ -206,7 +206,6 @@ export function generateTangent(n: Normalized, act: Activity, localTypes: Map<st
       `function ${fn.prefix}$dd(${[...sig, ...tanSig].join(', ')}): ${retType} {`,
       ...indent([...lets([...localsList.map(decl), ...dotLocals]), ...body, `return ${rt};`]),
       '}',
-      `$pb.registerDirectional(${fn.ref}, ${fn.prefix}$dd);`,
     ].join('\n');
   }
   const resultTangent = isArr(r) ? `$pb.fw.a = ${rt};` : `$pb.fw.t = ${rt};`;

@@ -29,6 +29,12 @@ export interface LowerHost {
    * reason why this nested use is not supported.
    */
   nestedGrad(op: CallExpression, call: CallExpression): Callee | 'defer' | { unsupported: string };
+  /**
+   * `const [y, pb] = vjp(g, ...args)` inside a marked function, then `pb(ct)`: the callee that computes the
+   * pullback's entry for g's parameter `index` from (...args, ct), as for nestedGrad. Without an index, only
+   * checks that g can be used so ('ok').
+   */
+  nestedVjp(op: CallExpression, index?: number): Callee | 'defer' | 'ok' | { unsupported: string };
   /** The marked function an identifier names, as a callee (for `valueAndGrad(f)(...)` inside marked code). */
   calleeOf(id: Node): Callee | undefined;
   /** Which of pullback's operators a call's callee is (grad, valueAndGrad...), if any. */
@@ -143,6 +149,7 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
       if (n.getText() === 'arguments') fail(n, '`arguments`', 'the parameters of a differentiated function must be named', 'declare the parameters explicitly');
       const local = localOf(n);
       if (local) return { k: 'var', name: local };
+      if (pullbackOf(n)) fail(n, `the pullback '${n.getText()}' used as a value`, 'a pullback from vjp inside a marked function can only be called', `call it and destructure the gradients: const [dx] = ${n.getText()}(cotangent), or read one: ${n.getText()}(cotangent)[0]`);
       if (declaredInside(n)) fail(n, `'${n.getText()}'`, 'it refers to a nested function or a value the transformer does not track', 'move it to module level');
       return { k: 'ext', text: n.getText() };
     }
@@ -188,6 +195,13 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
       fail(n, `reading '.${prop}'`, 'only .length of arrays is supported on local values', 'pass the value as a number parameter');
     }
     if (Node.isElementAccessExpression(n)) {
+      const inner = n.getExpression();
+      const pb = Node.isCallExpression(inner) ? pullbackOf(inner.getExpression()) : undefined;
+      if (pb) {
+        const k = n.getArgumentExpression();
+        if (!k || !Node.isNumericLiteral(k)) fail(n, `'${n.getText()}'`, 'the entry of a pullback\'s result must be a number literal', `write ${inner.getText()}[0] or destructure: const [dx] = ${inner.getText()}`);
+        return pullbackCall(pb, inner as CallExpression, Number((k as import('ts-morph').NumericLiteral).getLiteralValue()), n);
+      }
       const arr = expr(n.getExpression());
       const idx = n.getArgumentExpression();
       if (!idx) fail(n, 'an element access without index', 'syntax', 'add the index');
@@ -240,6 +254,7 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
       if (c.params.length !== args.length) fail(n, `the call of ${callee.getText()}`, `it passes ${args.length} arguments for ${c.params.length} parameters`, 'pass every parameter');
       return { k: 'call', callee: c, args: args.map(expr) };
     }
+    if (pullbackOf(callee)) fail(n, `'${n.getText()}'`, 'a pullback returns one gradient per parameter of the differentiated function', `destructure them: const [dx, dy] = ${n.getText()}, or read one: ${n.getText()}[0]`);
     for (const a of args) if (Node.isSpreadElement(a)) fail(a, 'a spread argument', 'arguments must be listed', 'pass each argument explicitly');
     if (Node.isPropertyAccessExpression(callee)) {
       const base = callee.getExpression();
@@ -262,6 +277,7 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
       if (args.length !== 1) fail(n, 'stopGradient', 'it takes one argument', 'call stopGradient(x)');
       return { k: 'stop', a: expr(args[0]!) };
     }
+    if (host.adOperator(n) === 'vjp') fail(n, `'${callee.getText()}(...)' inside a marked function`, 'vjp returns a value and a pullback', `destructure them: const [y, pb] = ${n.getText()}; then const [dx] = pb(cotangent)`);
     if (host.isAdOperator(n)) fail(n, `'${callee.getText()}' inside a marked function`, 'nested differentiation is not supported yet', 'compute the inner derivative outside, or write a /** @derivative */ rule');
     const c = host.callee(n);
     if (c) {
@@ -303,6 +319,22 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
         const vinit = v.getInitializer();
         // `const [value, gradient] = valueAndGrad(f, a)(...args)`: the value is f(...args), the gradient
         // grad(f, a)(...args), each a differentiable call (the primal runs twice; the code stays first order).
+        if (Node.isArrayBindingPattern(nameNode) && vinit && Node.isCallExpression(vinit) && host.adOperator(vinit) === 'vjp') {
+          lowerVjp(nameNode, vinit, v, out);
+          continue;
+        }
+        const pb = Node.isArrayBindingPattern(nameNode) && vinit && Node.isCallExpression(vinit) ? pullbackOf(vinit.getExpression()) : undefined;
+        if (pb && Node.isArrayBindingPattern(nameNode)) {
+          const call = vinit as CallExpression;
+          const ct = cotangentOf(pb, call, out);
+          nameNode.getElements().forEach((el, i) => {
+            if (Node.isOmittedExpression(el)) return;
+            if (!Node.isIdentifier(el.getNameNode()) || el.getInitializer() || el.getDotDotDotToken()) fail(el, 'this element of the destructuring', 'each gradient must be a plain name', 'write const [dx, dy] = pb(cotangent)');
+            const c = vjpCallee(pb, i, call);
+            out.push({ k: 'decl', name: declare(el, el.getName(), c.returns), type: c.returns, init: { k: 'call', callee: c, args: [...pb.args, ct] }, src: src(v) });
+          });
+          continue;
+        }
         if (Node.isArrayBindingPattern(nameNode) && vinit && Node.isCallExpression(vinit) && Node.isCallExpression(vinit.getExpression()) &&
             host.adOperator(vinit.getExpression() as CallExpression) === 'valueAndGrad') {
           const op = vinit.getExpression() as CallExpression;
@@ -439,6 +471,69 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
     fail(n, `'${n.getKindName()}'`, 'this statement is outside the scalar subset', 'rewrite it with assignments, loops and branches');
   };
 
+  // vjp inside a marked function: `const [y, pb] = vjp(g, ...args)` evaluates y = g(...args) and keeps the
+  // arguments as they are now (a later write to a scratch array must not change what pb differentiates);
+  // `pb(ct)` is then one call per gradient wanted, each of g's pullback for one parameter, which the
+  // transformer writes as a marked function (see nestedVjp) so that an outer derivative can go through it.
+  const pullbacks = new Map<Node, PullbackBinding>();
+  const pullbackOf = (id: Node): PullbackBinding | undefined => {
+    if (!Node.isIdentifier(id)) return undefined;
+    for (const decl of id.getSymbol()?.getDeclarations() ?? []) {
+      const pb = pullbacks.get(decl);
+      if (pb) return pb;
+    }
+    return undefined;
+  };
+  const lowerVjp = (pattern: import('ts-morph').ArrayBindingPattern, call: CallExpression, v: Node, out: Stmt[]): void => {
+    const els = pattern.getElements();
+    const [valueEl, pbEl] = els;
+    if (els.length !== 2 || !pbEl || Node.isOmittedExpression(pbEl) || !Node.isIdentifier(pbEl.getNameNode()) || els.some((el) => !Node.isOmittedExpression(el) && (el.getInitializer() || el.getDotDotDotToken() || !Node.isIdentifier(el.getNameNode())))) {
+      fail(pattern, 'this destructuring of vjp', 'it must name the value (or leave it out) and the pullback', 'write const [y, pb] = vjp(f, x) or const [, pb] = vjp(f, x)');
+    }
+    const [target, ...rest] = call.getArguments();
+    if (!target) fail(call, 'vjp without a function', 'vjp takes the function and its arguments', 'write vjp(f, x, ...)');
+    const c = host.nestedVjp(call);
+    if (typeof c === 'object' && 'unsupported' in c) fail(call, `'vjp(${target!.getText()}, ...)' inside a marked function`, c.unsupported, 'compute it outside the marked function');
+    const valueCallee = host.calleeOf(target!);
+    if (!valueCallee) fail(target!, `'${target!.getText()}'`, 'the function is not differentiable', 'mark it /** @differentiable */');
+    if (rest.length !== valueCallee!.params.length) fail(call, `the call of vjp(${target!.getText()}, ...)`, `it passes ${rest.length} arguments for ${valueCallee!.params.length} parameters`, 'pass every parameter');
+    const args = rest.map((a, i): Expr => {
+      const e = expr(a);
+      if (e.k === 'lit' || (e.k === 'var' && paramNames.has(e.name))) return e; // parameters are read-only here
+      const kind = valueCallee!.params[i]!;
+      const name = hidden(`$vjp${i}`, kind);
+      out.push({ k: 'decl', name, type: kind, init: kind === 'arr' ? { k: 'copy', src: e, array: 'f64' } : e, src: src(a) });
+      return { k: 'var', name };
+    });
+    if (valueEl && Node.isBindingElement(valueEl)) {
+      out.push({ k: 'decl', name: declare(valueEl, valueEl.getName(), valueCallee!.returns), type: valueCallee!.returns, init: { k: 'call', callee: valueCallee!, args }, src: src(v) });
+    }
+    pullbacks.set(pbEl as import('ts-morph').BindingElement, { call, args, returns: valueCallee!.returns, params: valueCallee!.params.length });
+  };
+  /** The cotangent of one pullback call, evaluated once (a temporary unless it is a plain local or a literal). */
+  const cotangentOf = (pb: PullbackBinding, call: CallExpression, out: Stmt[]): Expr => {
+    const a = call.getArguments();
+    if (a.length !== 1) fail(call, `the call of the pullback '${call.getExpression().getText()}'`, `it passes ${a.length} arguments`, 'pass the cotangent, one value shaped like the output');
+    const e = expr(a[0]!);
+    if (e.k === 'lit' || e.k === 'var') return e;
+    const name = hidden('$ct', pb.returns);
+    out.push({ k: 'decl', name, type: pb.returns, init: e, src: src(a[0]!) });
+    return { k: 'var', name };
+  };
+  const vjpCallee = (pb: PullbackBinding, index: number, at: Node): Callee => {
+    if (index >= pb.params) fail(at, `gradient ${index} of '${pb.call.getArguments()[0]!.getText()}'`, `the function has ${pb.params} parameter(s)`, `read an entry below ${pb.params}`);
+    const c = host.nestedVjp(pb.call, index);
+    if (c === 'defer') throw new Defer();
+    if (c === 'ok' || 'unsupported' in c) fail(at, `'${at.getText()}'`, c === 'ok' ? 'no pullback was made' : c.unsupported, 'compute it outside the marked function');
+    return c as Callee;
+  };
+  /** `pb(ct)[k]` as an expression: the cotangent must not need a temporary, since no statement can be added here. */
+  const pullbackCall = (pb: PullbackBinding, call: CallExpression, index: number, at: Node): Expr => {
+    const a = call.getArguments();
+    if (a.length !== 1) fail(call, `the call of the pullback '${call.getExpression().getText()}'`, `it passes ${a.length} arguments`, 'pass the cotangent, one value shaped like the output');
+    return { k: 'call', callee: vjpCallee(pb, index, at), args: [...pb.args, expr(a[0]!)] };
+  };
+
   const lowerUpdate = (e: Node, out: Stmt[]): void => {
     if (Node.isBinaryExpression(e)) {
       const kind = e.getOperatorToken().getKind();
@@ -496,6 +591,15 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
     if (e instanceof Defer) return 'defer';
     throw e;
   }
+}
+
+interface PullbackBinding {
+  /** The `vjp(g, ...args)` call. */
+  call: CallExpression;
+  /** The arguments as kept at the vjp call. */
+  args: Expr[];
+  returns: ValueType;
+  params: number;
 }
 
 /** Thrown when a function needs code that the transformer's second pass will have. */

@@ -1,5 +1,5 @@
 // grad used inside marked functions, differentiated by an outer grad.
-import { grad, valueAndGrad } from 'pullback';
+import { grad, valueAndGrad, vjp } from 'pullback';
 
 /** Potential energy of a particle in a 2-D field with stiffness k. @differentiable */
 export function potential(q: Float64Array, k: number): number {
@@ -63,4 +63,53 @@ export function useValueAndGrad(w: number, lambda: number): number {
 export function energyAndForce(q: Float64Array, k: number): number {
   const [e, g] = valueAndGrad(potential)(q, k);
   return e + 0.5 * (g[0] * g[0] + g[1] * g[1]);
+}
+
+/** Bilevel again, with the inner step's gradient from vjp's pullback. @differentiable */
+export function bilevelVjp(lambda: number, lr: number): number {
+  let w = 0;
+  for (let t = 0; t < 30; t++) {
+    const [, pb] = vjp(inner, w, lambda);
+    const [dw] = pb(1);
+    w = w - lr * dw;
+  }
+  return (w - 1.5) * (w - 1.5);
+}
+
+/** A vector-valued function of an array and a number. @differentiable */
+export function field(x: Float64Array, s: number): Float64Array {
+  const y = new Float64Array(3);
+  y[0] = s * x[0] * x[1];
+  y[1] = Math.sin(x[1]) + s * s;
+  y[2] = Math.exp(0.3 * x[0]) * x[2];
+  return y;
+}
+
+/**
+ * vjp of a vector-valued function inside a marked function, with a cotangent that depends on the inputs,
+ * and both gradients (array and number) used: d/d(x, s) of |y|² + |Jᵀc|².
+ * @differentiable
+ */
+export function pullbackNorm(x: Float64Array, s: number): number {
+  const [y, pb] = vjp(field, x, s);
+  const c = new Float64Array(3);
+  for (let i = 0; i < 3; i++) c[i] = y[i] + x[i];
+  const [gx, gs] = pb(c);
+  let r = gs * gs;
+  for (let i = 0; i < 3; i++) r += y[i] * y[i] + gx[i] * gx[i];
+  return r;
+}
+
+/** The arguments are kept as they were at the vjp call, though the scratch array changes after. @differentiable */
+export function keptArguments(x: Float64Array, s: number): number {
+  const z = Float64Array.from(x);
+  const [, pb] = vjp(field, z, s);
+  z[0] = 100;
+  return pb(z)[1] + z[0] * s;
+}
+
+/** Perturbation confusion through vjp: d/dx [x · ∂/∂y (x·y)] = 2x. @differentiable */
+export function confusionVjp(x: number, c: number): number {
+  const [, pb] = vjp(times, x, c);
+  return x * pb(1)[1];
 }

@@ -1,4 +1,5 @@
 // Functions whose Hessians are known in closed form, for the second-order tests.
+import { grad, hvp } from 'pullback';
 
 /** @differentiable */
 export function rosenbrock(x: Float64Array): number {
@@ -45,3 +46,9 @@ export function cube(x: number): number {
 export function twoVars(x: number, y: number): number {
   return x * x * y + Math.sin(x * y);
 }
+
+/** Second derivatives taken by the module's own top-level code, while it loads (the registrations must come first). */
+export const atLoad = {
+  hvp: hvp(rosenbrock)(Float64Array.from([0.3, -0.7]), Float64Array.from([1, 0])) as Float64Array,
+  cubeSecond: grad(grad(cube))(0.4),
+};
