@@ -46,7 +46,7 @@ export const wasmStats = { ascRuns: 0, cacheHits: 0 };
 
 const supportPath = fileURLToPath(new URL('../../runtime-wasm/scalar/support.as.ts', import.meta.url));
 const runnerPath = fileURLToPath(new URL('./asc-run.js', import.meta.url));
-const ASC_FLAGS = ['-O3', '--runtime', 'minimal', '--exportRuntime'];
+const ASC_FLAGS = ['-O3', '--runtime', 'minimal', '--exportRuntime', '--initialMemory', '64'];
 
 /**
  * node_modules/.cache/pullback of the project pullback is installed in (of this repository, when it is the
@@ -142,13 +142,14 @@ function precheck(c: WasmCandidate): string | undefined {
 }
 
 /**
- * The exported entry points of one function, in the calling convention of support.as.ts: the forward sweep
- * copies the array arguments in from the staging buffer; the reverse sweep copies the caller's adjoints of
- * them in (it accumulates into them, as the JS sweep does into the caller's arrays) and back out.
+ * The exported entry points of one function, in the calling convention of support.as.ts: JS has written the
+ * array arguments into their frame's slots before the forward sweep, and the caller's adjoints of them before
+ * the reverse sweep (it accumulates into them, as the JS sweep does into the caller's arrays), and reads the
+ * adjoints from the same slots after it.
  */
 function wrappers(fn: Fn, gradient?: '$grev' | '$rev'): string {
   // The gradient sweeps' wrappers ($gfwd$w, $grev$w) run f$gfwd and f$grev (or f$rev) and hand back the arrays'
-  // adjoints only: grad holds the number parameters constant.
+  // adjoints only: grad holds the number parameters constant, and its adjoints start from zero.
   const F = gradient ? '$gfwd' : '$fwd', R = gradient ?? '$rev';
   const arrs = fn.params.map((p, i) => ({ p, i })).filter(({ p }) => p.type === 'arr');
   const nums = fn.params.filter((p) => p.type === 'num');
@@ -159,20 +160,16 @@ function wrappers(fn: Fn, gradient?: '$grev' | '$rev'): string {
   const fwd = [
     `export function ${fn.prefix}${F}$w(${['id: i32', ...arrs.map(({ i }) => `len${i}: i32`), ...numSig].join(', ')}): f64 {`,
     '  const fr = $frame(id);',
-    '  let off = 0;',
-    ...arrs.flatMap(({ i }, j) => [`  const a${i} = $in(fr, ${2 * j}, len${i}, off);`, `  off += len${i};`, `  const s${i} = $slot(fr, ${2 * j + 1}, len${i});`]),
+    ...arrs.flatMap(({ i }, j) => [`  const a${i} = $slot(fr, ${2 * j}, len${i});`, `  const s${i} = $slot(fr, ${2 * j + 1}, len${i});`]),
     `  return ${asName(`${fn.prefix}${F}`)}(${['fr.tape', ...args, ...shadows].join(', ')});`,
     '}',
   ];
   const rev = [
     `export function ${fn.prefix}${gradient ? '$grev' : '$rev'}$w(${['id: i32', ...numSig, 'seed: f64'].join(', ')}): f64 {`,
     '  const fr = $frameAt(id);',
-    '  let off = 0;',
-    ...arrs.flatMap(({ i }, j) => [`  const a${i} = unchecked(fr.slots[${2 * j}]);`, `  const s${i} = unchecked(fr.slots[${2 * j + 1}]);`, `  off = $load(s${i}, off);`]),
+    ...arrs.flatMap(({ i }, j) => [`  const a${i} = unchecked(fr.slots[${2 * j}]);`, `  const s${i} = unchecked(fr.slots[${2 * j + 1}]);`, ...(gradient ? [`  $zero(s${i});`] : [])]),
     `  ${numOut === 1 ? 'const r = ' : ''}${asName(`${fn.prefix}${R}`)}(${['fr.tape', ...args, ...shadows, 'seed'].join(', ')});`,
-    '  off = 0;',
-    ...arrs.map(({ i }) => `  off = $out(s${i}, off);`),
-    ...(numOut > 1 ? [`  $outD(fr.tape, ${numOut}, off);`] : []),
+    ...(numOut > 1 ? [`  $outD(fr.tape, ${numOut});`] : []),
     `  return ${numOut === 1 ? 'r' : '0.0'};`,
     '}',
   ];

@@ -5,12 +5,14 @@
 //
 // Calling convention. JS owns a numbered set of frames (one per forward sweep in flight, so nested and
 // interleaved gradients each keep their own state). A frame holds a tape and the arrays of one call:
-// slot 2j is the copy of the j-th array argument, slot 2j+1 its adjoint. JS writes the array arguments,
-// one after the other, into the staging buffer, calls `<f>$fwd$w(frame, lengths..., numbers...)`, and
-// later, with the caller's adjoints of the array arguments in the staging buffer (the reverse sweep adds to
-// them, as the JS sweep adds to the caller's arrays), `<f>$rev$w(frame, numbers..., seed)`, which leaves the
-// array adjoints (then the adjoints of the number parameters, when there are several) in the staging buffer.
-// Slots and the staging buffer are reused from call to call; they are reallocated only when a length changes.
+// slot 2j is the copy of the j-th array argument, slot 2j+1 its adjoint. JS asks `$arg(frame, 2j, length)`
+// for the address of slot 2j and writes the argument there itself (one copy, no staging buffer), then calls
+// `<f>$fwd$w(frame, lengths..., numbers...)`. For the reverse sweep it writes the caller's adjoints of the
+// array arguments into slots 2j+1 the same way (the reverse sweep adds to them, as the JS sweep adds to the
+// caller's arrays; grad's sweeps `<f>$grev$w` start from zero instead, without that copy) and calls
+// `<f>$rev$w(frame, numbers..., seed)`; the array adjoints are then read from those slots, and the adjoints
+// of the number parameters, when there are several, from the staging buffer. Slots are reused from call to
+// call; they are reallocated only when a length changes.
 
 /** Past this many values (8 bytes each) a tape refuses to grow: set from JS through `$setLimit`. */
 let $limit: i32 = 1 << 26;
@@ -98,9 +100,14 @@ export function $fullLength(): i32 {
   return $fullAt;
 }
 
-function $frame(id: i32): Frame {
+function $frameOf(id: i32): Frame {
   while ($frames.length <= id) $frames.push(new Frame());
-  const fr = unchecked($frames[id]);
+  return unchecked($frames[id]);
+}
+
+/** The frame of a forward sweep, its tape emptied. */
+function $frame(id: i32): Frame {
+  const fr = $frameOf(id);
   fr.tape.sp = 0;
   fr.tape.rp = 0;
   fr.tape.end = min(fr.tape.f.length, $limit);
@@ -122,32 +129,14 @@ function $slot(fr: Frame, k: i32, len: i32): Float64Array {
   return a;
 }
 
-/**
- * Copies n values. memory.copy is a call into the engine, which costs more than a loop for the short arrays
- * of a small problem (Rosenbrock on 100 values copies three such arrays per gradient).
- */
-@inline function $move(dst: usize, src: usize, n: i32): void {
-  if (n < 64) for (let i = 0; i < n; i++) store<f64>(dst + (<usize>i << 3), load<f64>(src + (<usize>i << 3)));
-  else memory.copy(dst, src, <usize>n << 3);
+/** The address of slot k of frame `id`, with room for `len` values: JS writes an argument (or an adjoint) there. */
+export function $arg(id: i32, k: i32, len: i32): usize {
+  return $slot($frameOf(id), k, len).dataStart;
 }
 
-/** Slot k, holding `len` values copied from the staging buffer at `off`. */
-function $in(fr: Frame, k: i32, len: i32, off: i32): Float64Array {
-  const a = $slot(fr, k, len);
-  $move(a.dataStart, $stage.dataStart + (<usize>off << 3), len);
-  return a;
-}
-
-/** Copies `a.length` values from the staging buffer at `off` into `a`; returns the offset after them. */
-function $load(a: Float64Array, off: i32): i32 {
-  $move(a.dataStart, $stage.dataStart + (<usize>off << 3), a.length);
-  return off + a.length;
-}
-
-/** Copies `a` into the staging buffer at `off`; returns the offset after it. */
-function $out(a: Float64Array, off: i32): i32 {
-  $move($stage.dataStart + (<usize>off << 3), a.dataStart, a.length);
-  return off + a.length;
+/** Zeroes an adjoint slot (grad's reverse sweeps, whose caller's adjoints are known to be zero). */
+@inline function $zero(a: Float64Array): void {
+  memory.fill(a.dataStart, 0, <usize>a.length << 3);
 }
 
 /** Runs the collector when something may have become garbage (JS calls this between gradients). */
@@ -169,8 +158,9 @@ function $view(a: Float64Array, b: i32, e: i32): Float64Array {
   return a.subarray(b, e);
 }
 
-function $outD(t: Tape, n: i32, off: i32): void {
-  for (let i = 0; i < n; i++) unchecked($stage[off + i] = t.d[i]);
+/** The adjoints of the number parameters, into the staging buffer. */
+function $outD(t: Tape, n: i32): void {
+  for (let i = 0; i < n; i++) unchecked($stage[i] = t.d[i]);
 }
 
 /**

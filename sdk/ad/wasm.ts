@@ -64,6 +64,21 @@ export class ScalarWasmModule {
     return this.stageView;
   }
 
+  /**
+   * A view of slot k of frame `id`, with room for n values, to write an argument or adjoint into or read one
+   * from. Kept between calls; a view of a memory that has grown since is detached (length 0), and a slot
+   * whose length changed has moved, so the cached one is used only when both its address and length match.
+   */
+  slot(id: number, k: number, n: number): Float64Array {
+    const ptr = this.exports!.$arg(id, k, n) as number;
+    const views = (this.slotViews[id] ??= []);
+    let v = views[k];
+    if (v === undefined || v.length !== n || v.byteOffset !== ptr || n === 0) views[k] = v = new Float64Array(this.exports!.memory.buffer, ptr, n);
+    return v;
+  }
+
+  private slotViews: Float64Array[][] = [];
+
   take(): number {
     this.inUse++;
     return this.free.pop() ?? this.next++;
@@ -122,50 +137,36 @@ function callWith(f: Export, a: number[]): number {
   }
 }
 
-/** Views of the staging buffer, kept from call to call: `subarray` allocates, and a gradient of the same shape asks for the same views. */
-class Views {
-  private stage?: Float64Array;
-  private cache = new Map<number, Float64Array>();
-  of(stage: Float64Array, off: number, n: number): Float64Array {
-    if (stage !== this.stage) { this.stage = stage; this.cache.clear(); }
-    const key = off * 0x100000000 + n;
-    let v = this.cache.get(key);
-    if (!v) {
-      if (this.cache.size > 16) this.cache.clear();
-      this.cache.set(key, (v = stage.subarray(off, off + n)));
-    }
-    return v;
-  }
-}
-
-/** Below this length a JS loop copies faster than `set(subarray(...))`, which allocates a view. */
+/** Below this length a JS loop copies faster than `set`, a call into the engine. */
 const SMALL = 32;
+
+/** dst[0, n) = src[0, n). */
+function copy(dst: Float64Array, src: Float64Array | number[], n: number): void {
+  if (n < SMALL) for (let k = 0; k < n; k++) dst[k] = src[k]!;
+  else if (n === src.length) dst.set(src);
+  else dst.set(src instanceof Float64Array ? src.subarray(0, n) : src.slice(0, n));
+}
 
 /** fwd/rev over module `m`'s exports for the function generated with `prefix`. */
 export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, params: readonly ('num' | 'arr')[], gradient = false): { fwd: Sweep; rev: Sweep } {
-  // gradient: the sweeps grad runs ($gfwd$w/$grev$w), which return the arrays' adjoints only.
+  // gradient: the sweeps grad runs ($gfwd$w/$grev$w), which return the arrays' adjoints only, and whose
+  // adjoints start from zero (grad hands them new arrays): the caller's are not copied in.
   const F = m.exports![`${prefix}$${gradient ? 'g' : ''}fwd$w`] as Export;
   const R = m.exports![`${prefix}$${gradient ? 'g' : ''}rev$w`] as Export;
   if (typeof F !== 'function' || typeof R !== 'function') throw new Error(`pullback internal error: the Wasm module of ${m.file} has no sweeps for ${name}`);
   const arr: number[] = [], num: number[] = [];
   params.forEach((k, i) => (k === 'arr' ? arr : num).push(i));
   const nA = arr.length, nN = num.length, nP = params.length, nOut = gradient ? 0 : nN;
-  const views = new Views();
   const fa = new Array<number>(1 + nA + nN).fill(0);
   const ra = new Array<number>(2 + nN).fill(0);
   function fwd(this: unknown, t: Tape): number {
-    let total = 0;
-    for (let j = 0; j < nA; j++) total += (arguments[1 + arr[j]!] as ArrayLike<number>).length;
-    const stage = nA ? m.stage(total) : undefined;
     const id = m.take();
     fa[0] = id;
-    let off = 0;
     for (let j = 0; j < nA; j++) {
       const x = arguments[1 + arr[j]!] as Float64Array | number[];
       const n = x.length;
-      if (n < SMALL) for (let k = 0; k < n; k++) stage![off + k] = x[k]!;
-      else stage!.set(x, off);
-      off += n;
+      // Written at once: the next slot's allocation may grow the memory and detach this view.
+      copy(m.slot(id, 2 * j, n), x, n);
       fa[1 + j] = n;
     }
     for (let j = 0; j < nN; j++) fa[1 + nA + j] = arguments[1 + num[j]!];
@@ -184,19 +185,16 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
     ra[0] = id;
     for (let j = 0; j < nN; j++) ra[1 + j] = arguments[1 + num[j]!];
     ra[1 + nN] = arguments[1 + nP + nA];
-    // The caller's adjoints go in (the reverse sweep adds to them) and come back out.
-    let total = nOut > 1 ? nOut : 0;
-    for (let j = 0; j < nA; j++) total += (arguments[1 + arr[j]!] as ArrayLike<number>).length;
-    let stage = total ? m.stage(total) : undefined;
-    let off = 0;
-    for (let j = 0; j < nA; j++) {
-      const len = (arguments[1 + arr[j]!] as ArrayLike<number>).length;
-      const s = arguments[1 + nP + j] as Float64Array;
-      const n = Math.min(len, s.length);
-      if (n < SMALL) for (let k = 0; k < n; k++) stage![off + k] = s[k]!;
-      else stage!.set(n === s.length ? s : s.subarray(0, n), off);
-      if (n < len) stage!.fill(0, off + n, off + len); // a shorter sink ($pb.EMPTY) drops what falls past its end
-      off += len;
+    // The caller's adjoints go in (the reverse sweep adds to them), into the slots the forward sweep sized.
+    if (!gradient) {
+      for (let j = 0; j < nA; j++) {
+        const len = (arguments[1 + arr[j]!] as ArrayLike<number>).length;
+        const s = arguments[1 + nP + j] as Float64Array;
+        const n = Math.min(len, s.length);
+        const v = m.slot(id, 2 * j + 1, len);
+        copy(v, s, n);
+        if (n < len) v.fill(0, n); // a shorter sink ($pb.EMPTY) drops what falls past its end
+      }
     }
     let r: number;
     try {
@@ -205,17 +203,17 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
       m.release(id);
       throw m.failure(e, name);
     }
-    if (total) stage = m.stage(total); // the sweep may have grown the memory
-    off = 0;
+    // ...and come back out (the sweep may have grown the memory: m.slot sees that).
     for (let j = 0; j < nA; j++) {
       const len = (arguments[1 + arr[j]!] as ArrayLike<number>).length;
       const s = arguments[1 + nP + j] as Float64Array;
       const n = Math.min(len, s.length);
-      if (n < SMALL) for (let k = 0; k < n; k++) s[k] = stage![off + k]!;
-      else s.set(views.of(stage!, off, n));
-      off += len;
+      if (n) copy(s, m.slot(id, 2 * j + 1, len), n);
     }
-    if (nOut > 1) for (let j = 0; j < nOut; j++) t.d[j] = stage![off + j]!;
+    if (nOut > 1) {
+      const stage = m.stage(nOut);
+      for (let j = 0; j < nOut; j++) t.d[j] = stage[j]!;
+    }
     m.release(id);
     return nOut === 1 ? r : undefined;
   }
