@@ -54,7 +54,7 @@ export function webgpuBackend(rt: GpuRuntime): Backend<Tensor> {
       return (r.webgpu as (rt: GpuRuntime, i: readonly Tensor[], a: never, o: readonly Meta[]) => Tensor[])(rt, ins, a, outs);
     }])),
     meta: (t) => t,
-    reshape: (t, s) => t.reshape(s),
+    reshape: (t, s) => t.reshape(reshapeShape('reshape', t.shape, s)), // the same check and message on every backend
     full: (s, v, d: DType) => rt.fill(s, v, d),
   };
 }

@@ -18,7 +18,7 @@
 //   k.read(c); // Float32Array [17, 23, 39, 53]
 //   k.free(a); k.free(b); k.free(c);
 
-import { CTRL_BYTES, MAX_THREADS, SLOT_F64, ThreadPool, type Job } from './threads.js';
+import { CTRL_BYTES, MAX_THREADS, SLOT_F64, ThreadPool, whyNoThreads, type Job } from './threads.js';
 
 /** Which compiled build runs: relaxed SIMD (fused madd), plain Wasm SIMD, or no SIMD at all. */
 export type Variant = 'relaxed' | 'simd' | 'scalar';
@@ -94,8 +94,10 @@ export interface LoadOptions {
   /** Directory holding kernels.<variant>.wasm; default: runtime-wasm/build next to this package. */
   wasmDir?: string | URL;
   /**
-   * Threads for matmul and conv2d (the caller plus threads - 1 worker_threads over a shared
-   * memory; Node only). Default 1. Needs the simd-mt build; other kernels stay single-threaded.
+   * Threads for matmul and conv2d (the caller plus threads - 1 workers over a shared memory:
+   * worker_threads in Node, Web Workers in a cross-origin-isolated page; a page that is not isolated
+   * runs single-threaded and says so). Default 1. Needs the simd-mt build; other kernels stay
+   * single-threaded.
    */
   threads?: number;
 }
@@ -172,9 +174,14 @@ function pair(v: number | readonly [number, number] | undefined, dflt: number): 
 
 /** Loads a kernel build and returns the kernel API bound to a fresh memory. */
 export async function loadCpuKernels(opts: LoadOptions = {}): Promise<CpuKernels> {
-  const threads = opts.threads ?? 1;
+  let threads = opts.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS + 1) {
     throw new Error(`loadCpuKernels: threads must be an integer from 1 to ${MAX_THREADS + 1}, got ${threads}`);
+  }
+  const noThreads = threads > 1 ? whyNoThreads() : null;
+  if (noThreads) {
+    console.warn(`pullback: the CPU backend runs single-threaded: ${threads} threads were asked for, but ${noThreads}`);
+    threads = 1;
   }
   if (threads > 1) {
     if (opts.variant && opts.variant !== 'simd') throw new Error(`loadCpuKernels: the multi-threaded mode runs the simd build only, not '${opts.variant}'`);

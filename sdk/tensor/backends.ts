@@ -97,13 +97,17 @@ export function webgpuTensorBackend(rt: GpuRuntime): TensorBackend<GpuTensor> {
 
 // ---- choosing one ----
 
+/** A backend by name: 'wasm' and 'cpu' both name the CPU backend (Wasm SIMD kernels), whose BackendInfo.name is 'cpu'. */
+export type BackendName = 'webgpu' | 'wasm' | 'cpu' | 'reference';
+const BACKEND_NAMES: readonly BackendName[] = ['webgpu', 'wasm', 'cpu', 'reference'];
+
 /** What init() chooses. */
 export interface InitOptions {
   /**
    * 'auto' (default): WebGPU on a hardware adapter if there is one, else the CPU backend (with one warning).
-   * 'webgpu': WebGPU or an Error saying what to install. 'cpu': the Wasm kernels. 'reference': the f64 spec.
+   * 'webgpu': WebGPU or an Error saying what to install. 'cpu' (or 'wasm'): the Wasm kernels. 'reference': the f64 spec.
    */
-  backend?: 'auto' | 'webgpu' | 'cpu' | 'reference';
+  backend?: 'auto' | BackendName;
   /** WebGPU adapter: 'swiftshader' runs WebGPU on the CPU (slow; for tests). Default: PULLBACK_GPU_ADAPTER, else 'auto'. */
   adapter?: AdapterChoice;
   /** CPU backend: threads for matmul and conv2d (default 1). */
@@ -147,7 +151,8 @@ function envAdapter(): AdapterChoice | undefined {
   return typeof process !== 'undefined' ? (process.env?.PULLBACK_GPU_ADAPTER as AdapterChoice | undefined) || undefined : undefined;
 }
 
-async function webgpu(opts: InitOptions, required: boolean): Promise<TensorBackend | null> {
+/** `required` names the call that asked for WebGPU (for its error message); null: a failure to find an adapter is no error. */
+async function webgpu(opts: InitOptions, required: string | null): Promise<TensorBackend | null> {
   const adapter = opts.adapter ?? envAdapter() ?? 'auto';
   const key = adapter;
   const hit = gpuBackends.get(key);
@@ -156,11 +161,11 @@ async function webgpu(opts: InitOptions, required: boolean): Promise<TensorBacke
   try {
     gd = await requestGpuDevice({ adapter });
   } catch (e) {
-    if (required) throw new Error(`pullback init({ backend: 'webgpu' }): ${(e as Error).message.replace(/^pullback: /, '')}`, { cause: e });
+    if (required) throw new Error(`pullback ${required}: ${(e as Error).message.replace(/^pullback: /, '')}`, { cause: e });
     throw e;
   }
   if (!gd) {
-    if (required) throw new Error(`pullback init({ backend: 'webgpu' }): ${INSTALL_HINT}`);
+    if (required) throw new Error(`pullback ${required}: ${INSTALL_HINT}`);
     return null;
   }
   return cached(gpuBackends, key, async () => webgpuTensorBackend(new GpuRuntime(gd.device, gd.adapter, opts.runtime)));
@@ -186,7 +191,7 @@ async function auto(opts: InitOptions): Promise<TensorBackend> {
     return cpu(opts.threads, opts.wasmDir);
   }
   try {
-    const be = await webgpu(opts, false);
+    const be = await webgpu(opts, null);
     if (be) return be;
   } catch (e) {
     // An adapter the user named explicitly must work; otherwise (e.g. the `webgpu` package is not installed)
@@ -197,7 +202,7 @@ async function auto(opts: InitOptions): Promise<TensorBackend> {
   // In a browser the CPU backend cannot load its Wasm kernels yet (they are read from disk), so a software
   // adapter (headless Chromium's SwiftShader) is the better fallback there.
   if (typeof process === 'undefined' && opts.adapter === undefined && opts.wasmDir === undefined) {
-    const soft = await webgpu({ ...opts, adapter: 'swiftshader' }, false).catch(() => null);
+    const soft = await webgpu({ ...opts, adapter: 'swiftshader' }, null).catch(() => null);
     if (soft) {
       if (!warnedFallback) { warnedFallback = true; console.warn('pullback: no hardware WebGPU adapter; using the browser\'s software adapter (slow)'); }
       return soft;
@@ -216,19 +221,42 @@ async function auto(opts: InitOptions): Promise<TensorBackend> {
  */
 export async function init(opts: InitOptions = {}): Promise<BackendInfo> {
   const choice = opts.backend ?? 'auto';
-  let be: TensorBackend;
-  switch (choice) {
-    case 'auto': be = await auto(opts); break;
-    case 'webgpu': be = (await webgpu(opts, true))!; break;
-    case 'cpu': be = await cpu(opts.threads, opts.wasmDir); break;
-    case 'reference': be = referenceTensorBackend; break;
-    default: {
-      const never: never = choice;
-      throw new Error(`pullback init: unknown backend '${String(never)}' (auto, webgpu, cpu or reference)`);
-    }
-  }
+  const be = choice === 'auto' ? await auto(opts) : await named(choice, opts, 'init');
   setTensorBackend(be);
   return infoOf(be);
+}
+
+/**
+ * Sets the backend every tensor made from now on lives on, for the whole program: the global override of init()'s
+ * automatic choice (`withBackend` overrides it for one call site). 'wasm' (also called 'cpu') is the CPU backend
+ * over the Wasm SIMD kernels, 'webgpu' a WebGPU adapter (a hardware one unless `adapter` or PULLBACK_GPU_ADAPTER
+ * says 'swiftshader'), 'reference' the f64 spec of every op. Throws an Error that says what to do when the name
+ * is unknown or the backend cannot be had (no WebGPU adapter: what to install), and then leaves the current
+ * backend as it was. Tensors made before keep their backend.
+ * @example await setBackend('wasm'); const x = tensor([1, 2, 3]);  // on the CPU backend
+ */
+export async function setBackend(name: BackendName, opts: Omit<InitOptions, 'backend'> = {}): Promise<BackendInfo> {
+  const be = await named(name, opts, 'setBackend');
+  setTensorBackend(be);
+  return infoOf(be);
+}
+
+/** The backend `name` names, started if need be; `fn` is the caller, for error messages. */
+async function named(name: BackendName, opts: InitOptions, fn: 'init' | 'setBackend'): Promise<TensorBackend> {
+  switch (name) {
+    case 'webgpu': return (await webgpu(opts, fn === 'init' ? "init({ backend: 'webgpu' })" : "setBackend('webgpu')"))!;
+    case 'wasm': case 'cpu': return cpu(opts.threads, opts.wasmDir);
+    case 'reference': return referenceTensorBackend;
+    default: {
+      const never: never = name;
+      const known = fn === 'init' ? `'auto', ${BACKEND_NAMES.map((n) => `'${n}'`).join(', ')}` : BACKEND_NAMES.map((n) => `'${n}'`).join(', ');
+      throw new Error(`pullback ${fn}: unknown backend ${describeName(never)}; use one of ${known} ('wasm' and 'cpu' are the same CPU backend)`);
+    }
+  }
+}
+
+function describeName(v: unknown): string {
+  return typeof v === 'string' ? `'${v}'` : String(v);
 }
 
 function infoOf(be: TensorBackend): BackendInfo {
@@ -288,8 +316,8 @@ export async function sync(): Promise<void> {
  * gradient flows back across backends.
  * @example const onCpu = await toBackend(gpuTensor, 'cpu');
  */
-export async function toBackend(t: Tensor, target: TensorBackend | 'reference' | 'cpu' | 'webgpu'): Promise<Tensor> {
-  const be = typeof target === 'string' ? await byName(target) : target;
+export async function toBackend(t: Tensor, target: TensorBackend | BackendName): Promise<Tensor> {
+  const be = typeof target === 'string' ? await byName(target === 'wasm' ? 'cpu' : target) : target;
   return upload(await t.data(), t.shape, t.dtype, be);
 }
 
@@ -298,6 +326,6 @@ async function byName(name: 'reference' | 'cpu' | 'webgpu'): Promise<TensorBacke
   if (hasBackend() && currentBackend().name === name) return currentBackend();
   const pool = name === 'cpu' ? cpuBackends : gpuBackends;
   const last = [...pool.values()].at(-1);
-  if (!last) throw new OpError('toBackend', `no ${name} backend was started; call init({ backend: '${name}' }) first`);
+  if (!last) throw new OpError('toBackend', `no ${name} backend was started; call setBackend('${name}') first`);
   return last;
 }

@@ -2,20 +2,17 @@
 // Choosing a backend (init, backend(), withBackend, toBackend, memoryStats, sync) and parity: the same programs of
 // the public API on the reference backend (f64), the CPU backend and WebGPU on SwiftShader agree to f32 tolerance.
 // The WebGPU part runs before init('auto'), which loads Dawn without SwiftShader (Dawn is started once per process).
-import { existsSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SWIFTSHADER_ICD } from '../../runtime-gpu/device.js';
 import type { Tensor } from '../../sdk/tensor/engine.js';
 import {
-  type TensorBackend, backend, init, memoryStats, referenceTensorBackend, sync, toBackend, useBackend, withBackend,
+  type TensorBackend, backend, init, memoryStats, referenceTensorBackend, setBackend, sync, toBackend, useBackend, withBackend,
 } from '../../sdk/tensor/backends.js';
 import * as O from '../../sdk/tensor/ops.js';
-import { close, liveTensors, throwsMatching } from './helpers.js';
+import { close, envAdapter, liveTensors, noGpuReason, throwsMatching } from './helpers.js';
 
-const envAdapter = process.env.PULLBACK_GPU_ADAPTER as 'hardware' | 'swiftshader' | undefined;
-const gpuAvailable = envAdapter !== undefined || existsSync(SWIFTSHADER_ICD);
-if (!gpuAvailable) console.log(`tensor/backends: WebGPU parity skipped: SwiftShader is not installed (${SWIFTSHADER_ICD}; apt-get install -y chromium)`);
+const gpuAvailable = noGpuReason === null;
+if (!gpuAvailable) console.log(`tensor/backends: WebGPU parity skipped: ${noGpuReason}`);
 
 /**
  * Programs over the public API, each returning one tensor. Inputs come from the seeded rand/randn (the same values
@@ -163,7 +160,7 @@ test('mixing backends is an error naming both; toBackend copies', async () => {
   assert.is(i.dtype, 'i32');
 });
 
-(gpuAvailable ? test : test.skip)('webgpu (SwiftShader, or the adapter PULLBACK_GPU_ADAPTER names): init, info, parity with the reference, no leaks', async () => {
+(gpuAvailable ? test : test.skip)(`webgpu (SwiftShader, or the adapter PULLBACK_GPU_ADAPTER names): init, info, parity with the reference, no leaks${gpuAvailable ? '' : ` (skipped: ${noGpuReason})`}`, async () => {
   const info = await init({ backend: 'webgpu', adapter: envAdapter ?? 'swiftshader' });
   assert.is(info.name, 'webgpu');
   assert.ok(info.adapter && info.adapter.length > 0);
@@ -217,6 +214,32 @@ test('auto: a hardware adapter, else the CPU backend with exactly one warning pe
     assert.match(warnings[0]!, /init\(\{ backend: 'webgpu', adapter: 'swiftshader' \}\)/);
   }
   assert.is(O.tensor([1]).backend.name, first.name);
+});
+
+test("setBackend: 'wasm' and 'cpu' name the CPU backend, 'reference' the f64 one; unknown names and missing adapters are Errors that say what to do", async () => {
+  const wasm = await setBackend('wasm');
+  assert.is(wasm.name, 'cpu');
+  assert.is(O.tensor([1]).backend.name, 'cpu');
+  const cpu = await setBackend('cpu');
+  assert.equal(cpu, wasm, 'one CPU backend under both names');
+  assert.is((await toBackend(withBackend(referenceTensorBackend, () => O.tensor([2])), 'wasm')).backend.name, 'cpu');
+  assert.is((await setBackend('reference')).name, 'reference');
+  assert.is(O.tensor([1]).backend, referenceTensorBackend);
+  let message = '';
+  try { await setBackend('gpu' as never); } catch (e) { message = (e as Error).message; }
+  assert.is(message, "pullback setBackend: unknown backend 'gpu'; use one of 'webgpu', 'wasm', 'cpu', 'reference' ('wasm' and 'cpu' are the same CPU backend)");
+  message = '';
+  try { await init({ backend: 'tpu' as never }); } catch (e) { message = (e as Error).message; }
+  assert.match(message, /^pullback init: unknown backend 'tpu'; use one of 'auto', 'webgpu', 'wasm', 'cpu', 'reference'/);
+  message = '';
+  let info;
+  try { info = await setBackend('webgpu', { adapter: 'hardware' }); } catch (e) { message = (e as Error).message; }
+  if (info) console.log('tensor/backends: a hardware adapter is present, so setBackend\'s no-adapter error could not be checked:', info.description);
+  else {
+    assert.match(message, /^pullback setBackend\('webgpu'\): No WebGPU adapter is available\. Install a GPU driver with Vulkan support/);
+    assert.match(message, /apt-get install -y chromium/);
+    assert.is(backend().name, 'reference', 'a failed setBackend leaves the current backend');
+  }
 });
 
 test('useBackend switches synchronously', () => {

@@ -1,10 +1,12 @@
 // Reverse mode over tensors: the transformer's generated code against finite differences in f64 (reference
-// backend), against the eager tape, and on the CPU backend; shared parameters, stopGradient, checkpoint,
-// custom derivatives, and flat memory over repeated steps with no dispose() anywhere.
+// backend), the same gradients on the CPU backend and on WebGPU (SwiftShader) against the reference's, against the
+// eager tape; shared parameters, stopGradient, checkpoint, custom derivatives, and flat memory over repeated steps
+// with no dispose() anywhere.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { grad, valueAndGrad, vjp, gradcheck, explain, adjointSource, tensor, randn, rand, withBackend, useBackend, referenceTensorBackend,
-  memoryStats, tensorsIn, mapTree, cpuTensorBackend, matmul, mean, relu, type Tensor } from '../../sdk/index.js';
+  memoryStats, tensorsIn, mapTree, cpuTensorBackend, toBackend, matmul, mean, relu, type Tensor, type TensorBackend } from '../../sdk/index.js';
+import { F32_GRAD_TOL, backendUnderTest, close, noGpuReason } from './helpers.js';
 import { load } from '../support/compile.js';
 
 const m = await load('test/programs/tensor/models.ts');
@@ -14,22 +16,57 @@ const R = (shape: number[], seed: number, scale = 0.5) => withBackend(referenceT
 const labels = (vals: number[]) => tensor(vals, [vals.length], 'i32');
 const mlpParams = (seed: number) => ({ layers: [[4, 6], [6, 5], [5, 3]].map(([i, o], k) => ({ w: R([i!, o!], seed + k), b: R([o!], seed + 10 + k, 0.1) })) });
 
-function checkGrad(name: string, f: any, args: () => unknown[], argnums: number | number[] = 0, tolerance = 1e-6) {
+/** The models, each with its arguments (made on the reference backend), the arguments differentiated and the tolerance. */
+const models: { name: string; f: any; args: () => unknown[]; argnums?: number | number[]; tolerance?: number }[] = [
+  { name: 'mlp (loop over layers, relu, bias, softmax cross-entropy)', f: m.mlpLoss, args: () => [mlpParams(1), R([7, 4], 2), labels([0, 1, 2, 1, 0, 2, 2])] },
+  { name: 'block applied twice (shared parameters)', f: m.twice, args: () => [{ w: R([4, 4], 3), g: R([4], 4), b: R([4], 5) }, R([3, 4], 6), false] },
+  { name: 'block applied twice, checkpointed', f: m.twice, args: () => [{ w: R([4, 4], 3), g: R([4], 4), b: R([4], 5) }, R([3, 4], 6), true] },
+  { name: 'rnn over 20 steps with one weight matrix', f: m.rnn, args: () => [{ wx: R([3, 4], 7), wh: R([4, 4], 8, 0.3) }, Array.from({ length: 20 }, (_, i) => R([2, 3], 100 + i)), R([2, 4], 9)], argnums: [0, 2] },
+  { name: 'tied embeddings', f: m.tied, args: () => [{ table: R([6, 4], 10) }, labels([0, 3, 5, 3]), labels([1, 3, 0, 2])] },
+  { name: 'target network (stopGradient)', f: m.td, args: () => [{ w: R([3, 2], 11) }, { w: R([3, 2], 12) }, R([5, 3], 13), R([5, 2], 14)] },
+  { name: 'methods on tensors', f: m.methods, args: () => [R([3, 4], 15), R([2, 3], 16)], argnums: [0, 1] },
+  { name: 'small cnn (conv2d, maxPool2d, reshape)', f: m.cnn, args: () => [{ k: R([2, 1, 3, 3], 17), w: R([8, 3], 18) }, R([2, 1, 4, 4], 19), labels([1, 2])] },
+  { name: 'layer norm + causal attention block', f: m.attn, args: () => [{ wq: R([4, 4], 20), wk: R([4, 4], 21), wv: R([4, 4], 22), g: R([4], 23), b: R([4], 24) }, R([1, 5, 4], 25)], tolerance: 1e-5 },
+];
+
+for (const { name, f, args, argnums = 0, tolerance = 1e-6 } of models) {
   test(`${name}: generated gradient matches finite differences (f64)`, () => {
     const r = gradcheck(f, args() as never, { argnums, tolerance, eps: 1e-5 });
     assert.ok(r.ok, `${name}: max error ${r.maxError} at ${JSON.stringify(r.where)} (analytic ${r.analytic}, numeric ${r.numeric})`);
   });
 }
 
-checkGrad('mlp (loop over layers, relu, bias, softmax cross-entropy)', m.mlpLoss, () => [mlpParams(1), R([7, 4], 2), labels([0, 1, 2, 1, 0, 2, 2])]);
-checkGrad('block applied twice (shared parameters)', m.twice, () => [{ w: R([4, 4], 3), g: R([4], 4), b: R([4], 5) }, R([3, 4], 6), false]);
-checkGrad('block applied twice, checkpointed', m.twice, () => [{ w: R([4, 4], 3), g: R([4], 4), b: R([4], 5) }, R([3, 4], 6), true]);
-checkGrad('rnn over 20 steps with one weight matrix', m.rnn, () => [{ wx: R([3, 4], 7), wh: R([4, 4], 8, 0.3) }, Array.from({ length: 20 }, (_, i) => R([2, 3], 100 + i)), R([2, 4], 9)], [0, 2]);
-checkGrad('tied embeddings', m.tied, () => [{ table: R([6, 4], 10) }, labels([0, 3, 5, 3]), labels([1, 3, 0, 2])]);
-checkGrad('target network (stopGradient)', m.td, () => [{ w: R([3, 2], 11) }, { w: R([3, 2], 12) }, R([5, 3], 13), R([5, 2], 14)]);
-checkGrad('methods on tensors', m.methods, () => [R([3, 4], 15), R([2, 3], 16)], [0, 1]);
-checkGrad('small cnn (conv2d, maxPool2d, reshape)', m.cnn, () => [{ k: R([2, 1, 3, 3], 17), w: R([8, 3], 18) }, R([2, 1, 4, 4], 19), labels([1, 2])]);
-checkGrad('layer norm + causal attention block', m.attn, () => [{ wq: R([4, 4], 20), wk: R([4, 4], 21), wv: R([4, 4], 22), g: R([4], 23), b: R([4], 24) }, R([1, 5, 4], 25)], 0, 1e-5);
+/** A copy of a tree of arguments with every Tensor moved to `be` (a Tensor used twice stays one Tensor). */
+async function moveTree(tree: unknown, be: TensorBackend): Promise<unknown> {
+  const copies = new Map(await Promise.all(tensorsIn(tree).map(async (t) => [t, await toBackend(t, be)] as const)));
+  return mapTree(tree, (t) => copies.get(t)!);
+}
+
+/** Every model's value and generated gradients on an f32 backend against the reference's (checked above in f64). */
+async function parity(be: TensorBackend): Promise<void> {
+  const [rtol, atol] = F32_GRAD_TOL;
+  for (const { name, f, args, argnums = 0 } of models) {
+    const a = withBackend(referenceTensorBackend, args);
+    const [v0, g0] = withBackend(referenceTensorBackend, () => valueAndGrad(f, argnums)(...a)) as [Tensor, unknown];
+    const moved = await moveTree(a, be) as unknown[];
+    const [v1, g1] = withBackend(be, () => valueAndGrad(f, argnums)(...moved)) as [Tensor, unknown];
+    assert.is(v1.backend, be, `${name}: computed on ${be.name}`);
+    close(`${name} on ${be.name}: value`, await v1.data(), await v0.data(), rtol, atol);
+    const want = tensorsIn(g0), got = tensorsIn(g1);
+    assert.is(got.length, want.length, `${name} on ${be.name}: gradient leaves`);
+    for (let i = 0; i < want.length; i++) close(`${name} on ${be.name}: gradient leaf ${i}`, await got[i]!.data(), await want[i]!.data(), rtol, atol);
+  }
+}
+
+test('cpu: every model\'s value and generated gradients agree with the reference to f32 tolerance', async () => {
+  try { await parity((await backendUnderTest('cpu', 'test/tensor/grad'))!); } finally { useBackend(referenceTensorBackend); }
+});
+
+const gpu = noGpuReason ? null : await backendUnderTest('webgpu', 'test/tensor/grad');
+useBackend(referenceTensorBackend);
+(gpu ? test : test.skip)(`webgpu: every model's value and generated gradients agree with the reference to f32 tolerance${gpu ? '' : ` (skipped: ${noGpuReason})`}`, async () => {
+  await parity(gpu!);
+});
 
 test('stopGradient: the target network gets zero gradient', async () => {
   const g = grad(m.td, 1)({ w: R([3, 2], 11) }, { w: R([3, 2], 12) }, R([5, 3], 13), R([5, 2], 14)) as { w: Tensor };

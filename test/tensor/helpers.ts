@@ -1,10 +1,40 @@
 // SPDX-License-Identifier: MIT
-// Shared by the tensor API tests: comparisons that name the worst element, reverse mode through the engine's
-// session (the same path grad() takes for an untransformed function), and central finite differences in f64 on
-// the reference backend.
+// Shared by the tensor API tests: the backend a test file runs on (reference, cpu or webgpu), comparisons that name
+// the worst element, reverse mode through the engine's session (the same path grad() takes for an untransformed
+// function), and gradient checks: central finite differences in f64 on the reference backend, and on the f32
+// backends the same gradients against the reference's.
+import { existsSync } from 'node:fs';
 import * as assert from 'uvu/assert';
-import { Session, type Tensor, within, type RecordedOp, tensorMemoryStats } from '../../sdk/tensor/engine.js';
+import { SWIFTSHADER_ICD } from '../../runtime-gpu/device.js';
+import { Session, type Tensor, type TensorBackend, currentBackend, within, type RecordedOp, tensorMemoryStats } from '../../sdk/tensor/engine.js';
+import { referenceTensorBackend, setBackend, toBackend, withBackend } from '../../sdk/tensor/backends.js';
 import { onesLike, tensor } from '../../sdk/tensor/ops.js';
+
+/** PULLBACK_GPU_ADAPTER, when set: the WebGPU adapter the tests run on instead of SwiftShader. */
+export const envAdapter = process.env.PULLBACK_GPU_ADAPTER as 'hardware' | 'swiftshader' | undefined;
+/** Why WebGPU tests cannot run here, or null when they can (on SwiftShader, or the adapter PULLBACK_GPU_ADAPTER names). */
+export const noGpuReason: string | null = envAdapter !== undefined || existsSync(SWIFTSHADER_ICD)
+  ? null : `SwiftShader is not installed (${SWIFTSHADER_ICD}; apt-get install -y chromium, as .ci/run does)`;
+
+export type BackendUnderTest = 'reference' | 'cpu' | 'webgpu';
+
+/**
+ * Makes `name` the current backend (through setBackend; WebGPU on SwiftShader unless PULLBACK_GPU_ADAPTER says
+ * otherwise) and returns it, or returns null and prints why when WebGPU cannot run here.
+ */
+export async function backendUnderTest(name: BackendUnderTest, file: string): Promise<TensorBackend | null> {
+  if (name === 'webgpu' && noGpuReason) {
+    console.log(`${file}: the webgpu run is skipped: ${noGpuReason}`);
+    return null;
+  }
+  await setBackend(name, name === 'webgpu' ? { adapter: envAdapter ?? 'swiftshader' } : {});
+  return currentBackend();
+}
+
+/** rtol and atol of an f32 backend against values computed in f64 (by hand, or by the reference backend). */
+export const F32_TOL: readonly [number, number] = [1e-5, 1e-6];
+/** The same for gradients, which sum over more terms (matmul, conv2d, attention, layerNorm). */
+export const F32_GRAD_TOL: readonly [number, number] = [1e-4, 1e-5];
 
 /** |got - want| <= atol + rtol |want| elementwise (NaN matches NaN), naming the worst element. */
 export function close(what: string, got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-6, atol = 1e-6): void {
@@ -71,6 +101,30 @@ export async function gradcheck(what: string, f: (...xs: Tensor[]) => Tensor, xs
     grads[k]?.dispose();
   }
   y.dispose();
+}
+
+/**
+ * The gradient check for the backend xs live on. On the reference backend: `gradcheck` (central differences in f64).
+ * On an f32 backend, where differences of f32 values are too coarse: f's value and gradients against the reference
+ * backend's for the same inputs (whose own run is the finite-difference check), within F32_GRAD_TOL.
+ */
+export async function gradcheckOn(what: string, f: (...xs: Tensor[]) => Tensor, xs: readonly Tensor[], h = 1e-6, tol = 1e-6): Promise<void> {
+  const be = xs[0]!.backend;
+  if (be === referenceTensorBackend) return gradcheck(what, f, xs, h, tol);
+  const refXs = await Promise.all(xs.map((x) => toBackend(x, referenceTensorBackend)));
+  const want = withBackend(referenceTensorBackend, () => vjpOf(f, refXs));
+  const got = withBackend(be, () => vjpOf(f, xs));
+  const [rtol, atol] = F32_GRAD_TOL;
+  close(`${what} on ${be.name}: value`, await got.y.data(), await want.y.data(), rtol, atol);
+  for (let k = 0; k < xs.length; k++) {
+    if (xs[k]!.dtype === 'i32') continue;
+    const g = got.grads[k], w = want.grads[k];
+    assert.is(g === undefined, w === undefined, `${what} on ${be.name}: a gradient reaches input ${k} on one backend only`);
+    if (g && w) close(`${what} on ${be.name}: d/d input ${k}`, await g.data(), await w.data(), rtol, atol);
+    g?.dispose(); w?.dispose();
+  }
+  got.y.dispose(); want.y.dispose();
+  for (const x of refXs) x.dispose();
 }
 
 /** Live tensors now; compare before and after a block to find leaks. */
