@@ -13,6 +13,7 @@ export interface CommStats {
   allReduces: number;
   broadcasts: number;
   barriers: number;
+  commits: number;
   /** Bytes of the buffers passed to allReduce and broadcast. */
   bytes: number;
   /** Time the progress thread spent inside collectives, waiting for peers included (ms). */
@@ -46,7 +47,24 @@ export interface Communicator {
   broadcast(buf: Float32Array, root?: number): Promise<void>;
   /** Resolves once every rank has called it. */
   barrier(): Promise<void>;
-  /** Ends every pending and future call on every rank with a CommError that names this rank and `cause`. */
+  /**
+   * An agreement that survives failures: resolves on every rank that is still running, or rejects (with the
+   * same CommError) on every rank, even when a rank dies or times out in the middle of it; it resolves only once
+   * every rank has called it. Call it when this rank's part of a step is ready and apply the step once it
+   * resolves: the step then takes effect on every surviving rank or on none. The other calls do not promise
+   * this: a rank may finish an all-reduce that fails on another. A world of one rank resolves at once.
+   *
+   * ```ts
+   * await comm.allReduce(grads, 'mean');
+   * await comm.commit();       // every surviving rank gets here, or none does
+   * applyUpdate(params, grads);
+   * ```
+   */
+  commit(): Promise<void>;
+  /**
+   * Ends every pending and future call on every rank with a CommError that names this rank and `cause`
+   * (except a commit that every rank has entered already: that one resolves everywhere).
+   */
   abort(cause: unknown): void;
   /** Stops the progress thread; in rank 0, also waits for/ends the workers it started. */
   close(): Promise<void>;
@@ -83,6 +101,7 @@ export interface CommHooks {
 }
 
 interface Pending {
+  kind: Kind;
   user: Float32Array;
   staging: Float32Array;
   copyBack: boolean;
@@ -115,7 +134,7 @@ export class SharedCommunicator implements Communicator {
   private seq = 0;
   private readonly pending = new Map<number, Pending>();
   private readonly pool = new StagingPool();
-  private readonly counts: CommStats = { allReduces: 0, broadcasts: 0, barriers: 0, bytes: 0, busyMs: 0, copyMs: 0 };
+  private readonly counts: CommStats = { allReduces: 0, broadcasts: 0, barriers: 0, commits: 0, bytes: 0, busyMs: 0, copyMs: 0 };
   private closing: Promise<void> | null = null;
   /** A call (or abort() itself) has told this rank's caller about the failure, so close() need not. */
   private reported = false;
@@ -127,7 +146,7 @@ export class SharedCommunicator implements Communicator {
     if (!link && this.worldSize !== 1) throw new Error('SharedCommunicator: a world of several ranks needs a progress thread');
     link?.listen((reply) => this.onReply(reply), (description) => {
       this.mem.fail(this.rank, `rank ${this.rank}'s progress thread ${description}`);
-      this.failAll();
+      this.failAll(true);
     });
   }
 
@@ -144,6 +163,9 @@ export class SharedCommunicator implements Communicator {
   }
 
   barrier(): Promise<void> { return this.submit('barrier', Kind.barrier, new Float32Array(0), 0); }
+
+  /** The vote runs on the progress thread (Ring's commit), after every call issued before it. */
+  commit(): Promise<void> { return this.submit('commit', Kind.commit, new Float32Array(0), 0); }
 
   abort(cause: unknown): void {
     this.reported = true;
@@ -179,6 +201,7 @@ export class SharedCommunicator implements Communicator {
     const seq = ++this.seq;
     if (kind === Kind.allReduce) this.counts.allReduces++;
     else if (kind === Kind.broadcast) this.counts.broadcasts++;
+    else if (kind === Kind.commit) this.counts.commits++;
     else this.counts.barriers++;
     this.counts.bytes += buf.byteLength;
     if (!this.link) return Promise.resolve(); // one rank: sum, mean and broadcast leave buf as it is
@@ -191,7 +214,7 @@ export class SharedCommunicator implements Communicator {
     let resolve!: () => void, reject!: (e: unknown) => void;
     const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
     const settled = promise.then(() => undefined, () => undefined);
-    this.pending.set(seq, { user: buf, staging, copyBack: !shared && receives && kind !== Kind.barrier, resolve, reject, settled });
+    this.pending.set(seq, { kind, user: buf, staging, copyBack: !shared && receives && kind !== Kind.barrier && kind !== Kind.commit, resolve, reject, settled });
     if (this.pending.size === 1) this.link.ref();
     this.link.post({ t: 'op', seq, kind, extra, buffer: staging.buffer as SharedArrayBuffer, offset: staging.byteOffset, length: staging.length });
     return promise;
@@ -218,12 +241,16 @@ export class SharedCommunicator implements Communicator {
     p.resolve();
   }
 
-  /** Rejects every pending call with the world's failure. Their staging buffers are dropped: the progress thread may still be in them. */
-  private failAll(): void {
-    const calls = [...this.pending.values()];
-    this.pending.clear();
-    this.link?.unref();
-    for (const p of calls) this.rejectCall(p);
+  /**
+   * Rejects every pending call with the world's failure. Their staging buffers are dropped: the progress thread may
+   * still be in them. Commits are left to the progress thread's answer (one every rank voted for succeeds, also in an
+   * aborted world, and must do so here too), unless that thread itself has died (`progressDied`).
+   */
+  private failAll(progressDied = false): void {
+    const calls = [...this.pending].filter(([, p]) => progressDied || p.kind !== Kind.commit);
+    for (const [seq] of calls) this.pending.delete(seq);
+    if (this.pending.size === 0) this.link?.unref();
+    for (const [, p] of calls) this.rejectCall(p);
   }
 
   private rejectCall(p: Pending): void {

@@ -18,9 +18,11 @@
 //
 // Faults. A rank that throws during a step aborts the communicator with its error, so every other rank's pending
 // collective rejects with a CommError naming that rank and the cause (part of the communicator: a rank that dies
-// or does not answer within the timeout is reported the same way). The update is applied only after a last
-// all-reduce (the loss and a count of ranks) has completed, which needs every rank's gradients first: either every
-// rank applies the step or none does.
+// or does not answer within the timeout is reported the same way). The update is applied only once the
+// communicator's commit has resolved, which every rank calls when it holds the reduced gradients and the loss. An
+// all-reduce could not serve: it does not end at one instant on every rank, so a rank that dies during its last
+// messages would leave some ranks updated and others not. A commit resolves on every surviving rank or rejects on
+// every rank (a vote in shared memory, see ring.ts): either every surviving rank applies the step or none does.
 import type { CpuTensor, WasmBackend } from '../../runtime-wasm/backend.js';
 import type { HostTensor } from '../../runtime-gpu/host.js';
 import { Tensor, constant } from '../tensor/engine.js';
@@ -63,7 +65,7 @@ export interface StepTiming {
   computeMs: number;
   /** From the end of the backward pass until every gradient bucket was reduced: communication not hidden. */
   waitMs: number;
-  /** The final all-reduce (loss, agreement) and the optimizer update. */
+  /** The loss all-reduce, the commit and the optimizer update. */
   applyMs: number;
   /** The whole step. */
   totalMs: number;
@@ -305,17 +307,19 @@ class Trainer<P> implements DataParallel<P> {
       // After a first step, every rank packs its buckets in the order in which rank 0's gradients became final.
       const learnt = L.learned ? null : Float32Array.from(order);
       if (learnt) this.comm.broadcast(learnt, 0).catch(() => {}); // completes before the next call (in order)
-      // The loss of the global batch and the agreement to apply: this collective completes only once every rank
-      // has sent every bucket, so no rank updates its parameters unless all of them can.
+      // The loss of the global batch, and a count of the ranks as a check that all took part.
       const lossValue = hostValues(loss, 'dataParallel.step')[0]!;
-      const commit = Float32Array.of(this.gradReduce === 'mean' ? (lossValue * local) / rows : lossValue, 1);
-      const agreed = this.comm.allReduce(commit, 'sum');
-      agreed.catch(() => {});
+      const global = Float32Array.of(this.gradReduce === 'mean' ? (lossValue * local) / rows : lossValue, 1);
+      const summed = this.comm.allReduce(global, 'sum');
+      summed.catch(() => {});
       await Promise.all(reductions);
       const t2 = performance.now();
-      await agreed;
-      if (commit[1] !== this.worldSize) throw new Error(`the final all-reduce counted ${commit[1]} ranks, expected ${this.worldSize}`);
+      await summed;
+      if (global[1] !== this.worldSize) throw new Error(`the loss all-reduce counted ${global[1]} ranks, expected ${this.worldSize}`);
       if (learnt) this.relayout(leaves, learnt);
+      // Everything this rank needs is here. The update waits for the commit, which resolves on every surviving
+      // rank or rejects on every rank: no rank updates its parameters unless all of them do.
+      await this.comm.commit();
       // The reduced gradients, as new tensors for the optimizer (which consumes them).
       const reduced = new Map(leaves.map((t, j) => [t, fromHost(t, L.buffers[L.bucket[j]!]!.subarray(L.offset[j]!, L.offset[j]! + t.size))]));
       for (const g of distinctLeaves(grads)) g.dispose();
@@ -324,7 +328,7 @@ class Trainer<P> implements DataParallel<P> {
       grads = undefined;
       const t3 = performance.now();
       return {
-        loss: commit[0]!, lr,
+        loss: global[0]!, lr,
         timing: { computeMs: t1 - t0, waitMs: t2 - t1, applyMs: t3 - t2, totalMs: t3 - t0, buckets: pending.length, startedDuringBackward },
       };
     } finally {

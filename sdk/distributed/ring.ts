@@ -4,7 +4,8 @@
 // performance.now() are all it uses, so Web Workers can run it as well as worker_threads.
 //
 // Memory (one SharedArrayBuffer, created by rank 0 and handed to every thread):
-//   Int32 words   HEADER_WORDS of world state (magic, size, slot size, abort state, abort rank, abort length),
+//   Int32 words   HEADER_WORDS of world state (magic, size, slot size, abort state, abort rank, abort length,
+//                 commit votes),
 //                 then RANK_WORDS per rank (128 bytes apart, so ranks do not share a cache line):
 //                 doorbell, sent-into, taken, issued, joined, exited, terminating, exit code, and the headers of
 //                 the rank's inbox slots (seq, kind, length, extra, count each);
@@ -24,6 +25,16 @@
 // once, at successive ranks, in f32 (x_{j-1} + (... + (x_{j+1} + x_j))), by the rank that ends up owning
 // its segment; the all-gather then copies that one result to everyone, so every rank ends with
 // bit-identical values. Mean divides the owner's f32 sum by N before the all-gather.
+//
+// Commit. A ring all-reduce does not end at one instant on every rank: if a rank dies during the last
+// messages, some ranks have finished the call and others fail it. A commit is a vote instead, in one word that
+// every rank reads the same way: a cumulative count of votes (low 30 bits) and a SEALED bit. A rank's k-th
+// commit adds its vote unless the word is sealed, then waits until the count reaches k × N. Whoever gives up
+// (an abort, a timeout, a rank that exited) seals the word first and decides with the count as sealed, which
+// can no longer change: k × N or more means every rank voted, and the commit succeeds; fewer, and it fails.
+// A vote refused by the seal fails too. So every rank that returns decides the same. (A rank votes its
+// (k+1)-th time only after it has seen k × N, so the count cannot reach k × N while a rank's k-th vote is
+// missing.) fail() seals as it aborts the world.
 
 /** Float32 elements per inbox slot unless the launcher says otherwise (256 KiB). */
 export const DEFAULT_SLOT_FLOATS = 1 << 16;
@@ -36,7 +47,10 @@ const MAGIC = 0x70627231;
 const HEADER_WORDS = 16;
 const RANK_WORDS = 32;
 const SLOT_HEADER_WORDS = 5;
-const W_MAGIC = 0, W_SIZE = 1, W_SLOT_FLOATS = 2, W_ABORT_STATE = 3, W_ABORT_RANK = 4, W_ABORT_LEN = 5;
+const W_MAGIC = 0, W_SIZE = 1, W_SLOT_FLOATS = 2, W_ABORT_STATE = 3, W_ABORT_RANK = 4, W_ABORT_LEN = 5, W_COMMIT = 6;
+/** In W_COMMIT: once set, the vote count below it is frozen. */
+const SEALED = 1 << 30;
+const VOTES = SEALED - 1;
 const R_DOORBELL = 0, R_SENT_INTO = 1, R_TAKEN = 2, R_ISSUED = 3, R_JOINED = 4, R_EXITED = 5, R_TERMINATING = 6, R_EXIT_CODE = 7, R_SLOTS = 8;
 const ABORT_NONE = 0, ABORT_WRITING = 1, ABORT_SET = 2;
 /** The longest a thread sleeps before it looks again at the abort word and its deadline. */
@@ -45,9 +59,9 @@ const WAIT_SLICE_MS = 250;
 const SPIN = 1000;
 
 /** The collectives, as they travel in slot headers. */
-export const Kind = { allReduce: 1, broadcast: 2, barrier: 3 } as const;
+export const Kind = { allReduce: 1, broadcast: 2, barrier: 3, commit: 4 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
-const KIND_NAMES: Record<number, string> = { 1: 'allReduce', 2: 'broadcast', 3: 'barrier' };
+const KIND_NAMES: Record<number, string> = { 1: 'allReduce', 2: 'broadcast', 3: 'barrier', 4: 'commit' };
 
 /** The failure that aborted a world: the rank it names, and the whole message. */
 export interface AbortInfo { rank: number; message: string }
@@ -148,7 +162,11 @@ export class CommMemory {
    * wins, so every rank reports the same one). Wakes every rank. Returns whether this call set it.
    */
   fail(rank: number, message: string): boolean {
-    if (Atomics.compareExchange(this.words, W_ABORT_STATE, ABORT_NONE, ABORT_WRITING) !== ABORT_NONE) return false;
+    const won = Atomics.compareExchange(this.words, W_ABORT_STATE, ABORT_NONE, ABORT_WRITING) === ABORT_NONE;
+    // After the compare-exchange, so a refused vote always finds the world aborted; by every caller, so the
+    // count is frozen when fail() returns, even to a caller that lost the race to abort.
+    this.seal();
+    if (!won) return false;
     // TextEncoder may not write into shared memory, so encode into private bytes and copy.
     const bytes = new Uint8Array(ABORT_BYTES);
     const { written } = new TextEncoder().encodeInto(message, bytes);
@@ -162,6 +180,24 @@ export class CommMemory {
   }
 
   aborted(): boolean { return Atomics.load(this.words, W_ABORT_STATE) !== ABORT_NONE; }
+
+  /** Adds one commit vote; false, and nothing added, once the votes are sealed. Wakes every rank. */
+  vote(): boolean {
+    for (let cur = Atomics.load(this.words, W_COMMIT); ;) {
+      if (cur & SEALED) return false;
+      const seen = Atomics.compareExchange(this.words, W_COMMIT, cur, (cur + 1) & VOTES);
+      if (seen === cur) break;
+      cur = seen;
+    }
+    this.ringAll();
+    return true;
+  }
+
+  /** Freezes the commit votes; returns their count (mod 2^30), which no longer changes. */
+  seal(): number { return Atomics.or(this.words, W_COMMIT, SEALED) & VOTES; }
+
+  /** The commit votes cast so far (mod 2^30). */
+  votes(): number { return Atomics.load(this.words, W_COMMIT) & VOTES; }
 
   /** The failure that aborted the world, or null. */
   abortInfo(): AbortInfo | null {
@@ -184,7 +220,7 @@ export interface RingOp {
   seq: number;
   kind: Kind;
   data: Float32Array;
-  /** allReduce: 1 for mean, 0 for sum; broadcast: the root; barrier: 0. */
+  /** allReduce: 1 for mean, 0 for sum; broadcast: the root; barrier and commit: 0. */
   extra: number;
 }
 
@@ -214,14 +250,23 @@ export class Ring {
   private readonly n: number;
   private readonly left: number;
   private readonly right: number;
+  /** The ranks a wait watches for an exit: a neighbour's data, or anyone's commit vote. */
+  private readonly leftOnly: readonly number[];
+  private readonly rightOnly: readonly number[];
+  private readonly others: readonly number[];
   /** Messages written into right's inbox, and consumed from ours: mirrors of the shared counters, which only we write. */
   private sent = 0;
   private taken = 0;
+  /** The vote count (mod 2^30) that ends our last commit: k × N after our k-th. */
+  private commitTarget = 0;
 
   constructor(private readonly mem: CommMemory, readonly rank: number, readonly timeoutMs: number) {
     this.n = mem.worldSize;
     this.left = mod(rank - 1, this.n);
     this.right = mod(rank + 1, this.n);
+    this.leftOnly = [this.left];
+    this.rightOnly = [this.right];
+    this.others = Array.from({ length: this.n - 1 }, (_, i) => mod(rank + 1 + i, this.n));
     this.sent = Atomics.load(mem.words, mem.at(this.right, R_SENT_INTO));
     this.taken = Atomics.load(mem.words, mem.at(rank, R_TAKEN));
   }
@@ -234,6 +279,7 @@ export class Ring {
       return; // a sum or mean over one rank is the identity, a broadcast from oneself a no-op
     }
     if (op.kind === Kind.broadcast) this.broadcast(op);
+    else if (op.kind === Kind.commit) this.commit(op);
     else this.allReduce(op); // a barrier is an all-reduce of nothing: the messages still go round
   }
 
@@ -272,9 +318,38 @@ export class Ring {
     } while (c0 < total);
   }
 
+  /** Votes, and returns once every rank has (see Commit above); throws RingAborted if the commit fails. */
+  private commit(op: RingOp): void {
+    const { mem } = this, target = this.commitTarget = (this.commitTarget + this.n) & VOTES;
+    // The count runs at most N votes ahead of or behind target, so a 30-bit difference tells which side it is on.
+    const reached = (count: number) => ((count - target) << 2) >> 2 >= 0;
+    // A refused vote means the world is aborted already (fail() seals after it claims the abort).
+    if (!mem.vote()) throw new RingAborted();
+    try {
+      // Any rank's exit, not only a neighbour's: a vote can be missing from each of them.
+      this.waitFor(() => reached(mem.votes()), this.others, op, () => this.checkNoCallHere(op));
+    } catch (e) {
+      // Given up (an abort, an exit, a timeout): the count as sealed decides, the same on every rank.
+      if (!(e instanceof RingAborted) || !reached(mem.seal())) throw e;
+    }
+  }
+
+  /**
+   * Aborts the world if our left neighbour has made another call than our commit as call #op.seq: a commit sends
+   * nothing, so a message for this call in our inbox is from another kind of call.
+   */
+  private checkNoCallHere(op: RingOp): void {
+    const { mem, rank, left } = this, w = mem.words;
+    if (((Atomics.load(w, mem.at(rank, R_SENT_INTO)) - this.taken) | 0) <= 0) return;
+    const h = mem.inbox(rank, this.taken & (SLOTS_PER_LINK - 1)).header;
+    if (w[h] !== op.seq) return; // a later call: the neighbour has seen every vote and gone on
+    mem.fail(left, `call #${op.seq} differs between ranks: rank ${left} called ${describeCall(w[h + 1]!, w[h + 2]!, w[h + 3]!)} where rank ${rank} called commit(); every rank must make the same calls in the same order`);
+    throw new RingAborted();
+  }
+
   private send(op: RingOp, a: number, b: number): void {
     const { mem, right } = this, m = this.sent, taken = mem.at(right, R_TAKEN);
-    this.waitFor(() => ((m - Atomics.load(mem.words, taken)) | 0) < SLOTS_PER_LINK, right, op);
+    this.waitFor(() => ((m - Atomics.load(mem.words, taken)) | 0) < SLOTS_PER_LINK, this.rightOnly, op);
     const slot = mem.inbox(right, m & (SLOTS_PER_LINK - 1)), w = mem.words, h = slot.header;
     w[h] = op.seq; w[h + 1] = op.kind; w[h + 2] = op.data.length; w[h + 3] = op.extra; w[h + 4] = b - a;
     slot.data.set(op.data.subarray(a, b));
@@ -285,7 +360,7 @@ export class Ring {
 
   private receive(op: RingOp, a: number, b: number, how: typeof COPY | typeof ADD | typeof ADD_DIVIDE): void {
     const { mem, left, rank } = this, m = this.taken, sentInto = mem.at(rank, R_SENT_INTO);
-    this.waitFor(() => ((Atomics.load(mem.words, sentInto) - m) | 0) > 0, left, op);
+    this.waitFor(() => ((Atomics.load(mem.words, sentInto) - m) | 0) > 0, this.leftOnly, op);
     const slot = mem.inbox(rank, m & (SLOTS_PER_LINK - 1)), w = mem.words, h = slot.header;
     if (w[h] !== op.seq || w[h + 1] !== op.kind || w[h + 2] !== op.data.length || w[h + 3] !== op.extra || w[h + 4] !== b - a) {
       const theirs = w[h] === op.seq ? `called ${describeCall(w[h + 1]!, w[h + 2]!, w[h + 3]!)}` : `was at call #${w[h]}`;
@@ -301,8 +376,11 @@ export class Ring {
     mem.ring(left);
   }
 
-  /** Sleeps on our doorbell until `ready()`, the world aborts, `peer` ends, or timeoutMs passes. */
-  private waitFor(ready: () => boolean, peer: number, op: RingOp): void {
+  /**
+   * Sleeps on our doorbell until `ready()`, the world aborts, one of `peers` ends, `check()` throws, or timeoutMs
+   * passes; throws RingAborted in all but the first case.
+   */
+  private waitFor(ready: () => boolean, peers: readonly number[], op: RingOp, check?: () => void): void {
     // A short spin first: a neighbour is usually microseconds away, and a sleep costs tens of them to wake from.
     for (let i = 0; i < SPIN; i++) if (ready()) return;
     const { mem } = this, bell = mem.at(this.rank, R_DOORBELL), deadline = performance.now() + this.timeoutMs;
@@ -311,14 +389,16 @@ export class Ring {
       const seen = Atomics.load(mem.words, bell);
       if (ready()) return;
       if (mem.aborted()) throw new RingAborted();
-      const code = mem.exitCode(peer);
-      if (code !== null) {
+      check?.();
+      for (const peer of peers) {
+        const code = mem.exitCode(peer);
+        if (code === null) continue;
         mem.fail(peer, `rank ${peer} exited with code ${code} while rank ${this.rank} waited for it in ${KIND_NAMES[op.kind]} #${op.seq}`);
         throw new RingAborted();
       }
       const left = deadline - performance.now();
       if (left <= 0) {
-        const culprit = this.laggard(op.seq) ?? peer;
+        const culprit = this.laggard(op.seq) ?? peers[0]!;
         mem.fail(culprit, `rank ${this.rank} timed out after ${this.timeoutMs} ms waiting for rank ${culprit} in ${KIND_NAMES[op.kind]} #${op.seq}`);
         throw new RingAborted();
       }

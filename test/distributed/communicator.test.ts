@@ -3,7 +3,8 @@
 // are worker threads running fixtures/comm-worker.ts) run scripts of collectives; results are checked
 // against an f64 reference and for bit-identity across ranks. Then the faults: a rank that throws, exits,
 // stalls, aborts, or makes a different call ends the call on every rank with a CommError that names it,
-// and nothing hangs. Last, the same in headless Chromium, with module Web Workers as the ranks.
+// and nothing hangs; a commit resolves on every surviving rank or rejects on every one, whenever a rank dies.
+// Last, the same in headless Chromium, with module Web Workers as the ranks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
@@ -13,8 +14,9 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
-import { CommError } from '../../sdk/distributed/communicator.js';
+import { CommError, type Communicator } from '../../sdk/distributed/communicator.js';
 import { launch, launchData, isLaunchedWorker } from '../../sdk/distributed/launch.js';
+import { CommMemory, Kind, Ring, RingAborted } from '../../sdk/distributed/ring.js';
 import { input, runScript, type Call, type Outcome, type Script } from './fixtures/comm-script.js';
 import type { PlainOutcome } from './fixtures/comm-browser.js';
 
@@ -43,7 +45,7 @@ function checkResults(script: Script, outcomes: Outcome[]): void {
   const n = script.workers;
   assert.is(outcomes.length, n, 'an outcome from every rank');
   script.calls.forEach((call, i) => {
-    if (call.call === 'barrier') return;
+    if (call.call === 'barrier' || call.call === 'commit') return;
     const what = `call ${i + 1} (${call.call} of ${call.length}${call.call === 'allReduce' ? `, ${call.op}` : `, root ${call.root}`}) with ${n} ranks`;
     const got = outcomes.map((o) => o.results[i]!);
     for (let r = 1; r < n; r++) {
@@ -85,7 +87,7 @@ test('several outstanding calls of every kind complete in order, with shared-mem
   const calls: Call[] = [
     { call: 'allReduce', length: 500, op: 'sum', seed: 1 }, { call: 'broadcast', length: 77, root: 2, seed: 2 },
     { call: 'allReduce', length: 3, op: 'mean', seed: 3 }, { call: 'barrier' }, { call: 'allReduce', length: 2000, op: 'mean', seed: 4 },
-    { call: 'broadcast', length: 300, root: 1, seed: 5 }, { call: 'allReduce', length: 1, op: 'sum', seed: 6 },
+    { call: 'commit' }, { call: 'broadcast', length: 300, root: 1, seed: 5 }, { call: 'allReduce', length: 1, op: 'sum', seed: 6 }, { call: 'commit' },
   ];
   for (const shared of [false, true]) {
     const script: Script = { workers: 3, calls, together: true, shared };
@@ -132,9 +134,10 @@ test('a world of one rank: no threads, sum and mean are the identity, stats coun
   await comm.allReduce(a, 'sum');
   await comm.broadcast(a, 0);
   await comm.barrier();
+  await comm.commit();
   assert.equal(Array.from(a), [1.5, -2, 3]);
   const s = comm.stats();
-  assert.equal([s.allReduces, s.broadcasts, s.barriers, s.bytes], [2, 1, 1, 36]);
+  assert.equal([s.allReduces, s.broadcasts, s.barriers, s.commits, s.bytes], [2, 1, 1, 1, 36]);
   await comm.close();
   assert.match((await rejection(comm.barrier())).message, /closed/);
 });
@@ -222,6 +225,97 @@ test('abort(cause) on rank 0 ends the calls the others are waiting in', async ()
 test('ranks that make different calls fail with a message that says how they differ', async () => {
   const { error } = await failing({ workers: 2, calls: five, fault: { rank: 1, at: 2, kind: 'mismatch' } }, 20_000);
   assert.match(error.message, /^call #2 differs between ranks: rank [01] called allReduce\(10[01] floats, sum\) where rank [01] called allReduce\(10[01] floats, sum\)/);
+});
+
+// ---- commit: every surviving rank resolves, or every rank rejects ----
+
+test('commit votes: a timed-out commit names the rank that did not vote, seals the count, and a later vote is refused', () => {
+  const mem = CommMemory.create(2, 16), ring = new Ring(mem, 0, 50);
+  const commit = (seq: number) => ({ seq, kind: Kind.commit, data: new Float32Array(0), extra: 0 });
+  assert.ok(mem.vote(), "rank 1's first vote");
+  ring.run(commit(1)); // rank 0's vote completes the count: it returns at once
+  assert.is(mem.votes(), 2);
+  mem.setIssued(1, 1);
+  const started = performance.now();
+  assert.throws(() => ring.run(commit(2)), (e: unknown) => e instanceof RingAborted);
+  assert.ok(performance.now() - started >= 45, 'waited out the timeout');
+  assert.equal(mem.abortInfo(), { rank: 1, message: 'rank 0 timed out after 50 ms waiting for rank 1 in commit #2' });
+  assert.not.ok(mem.vote(), "rank 1's late vote is refused");
+  assert.is(mem.votes(), 3, 'the count is frozen at the seal');
+  const other = CommMemory.create(3, 16);
+  other.fail(2, 'x');
+  assert.not.ok(other.vote(), 'an aborted world takes no vote');
+});
+
+/**
+ * Runs `script` with a fault (then `after`, on rank 0); every rank's outcome, a rank that exited having none. A rank
+ * that reports late is waited for up to 3 s. close() may reject here with a failure that no call saw (a rank exited
+ * after its last call): the outcomes say what each call did.
+ */
+async function faulty(script: Script, timeoutMs: number, after?: (comm: Communicator) => Promise<void>): Promise<Outcome[]> {
+  const outcomes: Outcome[] = [];
+  const comm = await launch({ workers: script.workers, entry, workerData: script, timeoutMs, onMessage: (rank, m) => { outcomes[rank] = m as Outcome; } });
+  outcomes[0] = await runScript(comm, script);
+  await after?.(comm);
+  const until = performance.now() + 3000, reporting = script.fault!.kind === 'late' ? script.workers : 1;
+  while (outcomes.filter(Boolean).length < reporting && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+  await comm.close().catch(() => {});
+  return outcomes;
+}
+
+const commitLast: Call[] = [{ call: 'allReduce', length: 100, op: 'sum', seed: 1 }, { call: 'commit' }];
+
+test('commit, 3 ranks: a rank that exits before calling it makes the others reject, naming it', async () => {
+  for (const [kind, message] of [['exit', /^rank 2 exited with code 3$/], ['return', /^rank 2 exited with code 0 while rank [01] waited for it in commit #2$/]] as const) {
+    const outcomes = await faulty({ workers: 3, calls: commitLast, fault: { rank: 2, at: 2, kind } }, 20_000);
+    for (const r of [0, 1]) {
+      const e = outcomes[r]!.error;
+      assert.ok(e, `${kind}: rank ${r}'s commit resolved`);
+      assert.is(e!.rank, 2);
+      assert.match(e!.message, message);
+      assert.is(outcomes[r]!.results.length, 1, `${kind}: rank ${r} completed the all-reduce`);
+      assert.ok(e!.afterMs < 5000, `${kind}: rank ${r} failed after ${e!.afterMs} ms; the timeout is 20 s`);
+    }
+  }
+});
+
+test('commit, 3 ranks: a rank that exits once its commit has resolved leaves the others resolved too', async () => {
+  const outcomes = await faulty({ workers: 3, calls: commitLast, fault: { rank: 2, at: 2, kind: 'exitAfter' } }, 20_000, async (comm) => {
+    const e = await rejection(comm.barrier());
+    assert.instance(e, CommError, 'the next call fails: rank 2 is gone');
+    assert.match(e.message, /^rank 2 exited with code 3/);
+  });
+  for (const r of [0, 1]) {
+    assert.is(outcomes[r]!.error, undefined, `rank ${r}: ${outcomes[r]!.error?.message}`);
+    assert.is(outcomes[r]!.results.length, 2);
+  }
+});
+
+test('commit, 3 ranks: a commit later than the timeout fails on every rank, the late one included', async () => {
+  const outcomes = await faulty({ workers: 3, calls: commitLast, fault: { rank: 2, at: 2, kind: 'late', ms: 600 } }, 300);
+  const message = outcomes[0]!.error?.message;
+  assert.match(message ?? 'resolved', /^rank [01] timed out after 300 ms waiting for rank 2 in commit #2$/);
+  for (const r of [0, 1, 2]) {
+    assert.ok(outcomes[r], `rank ${r} reported`);
+    assert.is(outcomes[r]!.error?.message, message, `rank ${r}`);
+    assert.is(outcomes[r]!.error?.rank, 2);
+    assert.is(outcomes[r]!.results.length, 1);
+  }
+});
+
+test('commit, 3 ranks: a rank that exits right after making its commit: the two others agree, each time', async () => {
+  for (const ms of [0, 0, 1, 3]) {
+    const outcomes = await faulty({ workers: 3, calls: commitLast, fault: { rank: 2, at: 2, kind: 'exitRacing', ms } }, 20_000);
+    const [a, b] = [outcomes[0]!.error, outcomes[1]!.error];
+    assert.is(!!a, !!b, `exit ${ms} ms after the call: rank 0 ${a ? `rejected (${a.message})` : 'resolved'}, rank 1 ${b ? `rejected (${b.message})` : 'resolved'}`);
+    if (a) for (const e of [a, b!]) { assert.is(e.rank, 2); assert.match(e.message, /^rank 2 exited with code 3/); }
+  }
+});
+
+test('a commit where another rank makes another call fails with a message that says so', async () => {
+  const { error } = await failing({ workers: 2, calls: five, fault: { rank: 1, at: 2, kind: 'commit' } }, 20_000);
+  assert.match(error.message, /^call #2 differs between ranks: rank 0 called allReduce\(100 floats, sum\) where rank 1 called commit\(\)/);
+  assert.is(error.rank, 0);
 });
 
 test('a worker that cannot start, asks for another world size, or never calls launch() fails launch() naming it', async () => {

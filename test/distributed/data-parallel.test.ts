@@ -3,8 +3,9 @@
 // fixtures/dp-worker.ts): one step on 2 and 3 workers equals one step of one worker on the whole batch (mean and
 // sum losses, equal and unequal slices, with and without overlap), the parameters stay bitwise identical on every
 // rank over 50 Adam steps with memory flat, and a rank that exits or throws in the middle of a run ends that step
-// on every other rank with an Error naming it and the cause, within the timeout, with no parameter updated. And the
-// MNIST sample's --workers 2 trains to the accuracy of one worker.
+// on every other rank with an Error naming it and the cause, within the timeout, with no parameter updated; a rank
+// that dies at a step's commit leaves the others with the same parameters, the step applied on all or on none. And
+// the MNIST sample's --workers 2 trains to the accuracy of one worker.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -113,6 +114,34 @@ test('a worker whose loss throws at step 3: every rank fails that step naming it
   assert.match(own.message, /step 4 failed on rank 1: .*label 95/);
   assert.not.ok(own.changed);
   assert.equal(reports[1]!.final, reports[0]!.final);
+});
+
+/** Ranks 0 and 1, after rank 2 died at the commit of step 3: the same steps applied, the same parameters, the failure reported. */
+function survivorsAgree(reports: Report[], what: string): number {
+  assert.equal(reports.map((r) => r.rank), [0, 1], what);
+  const [a, b] = reports as [Report, Report];
+  assert.equal(b.losses, a.losses, `${what}: ranks 0 and 1 completed different steps`);
+  assert.equal(b.final, a.final, `${what}: ranks 0 and 1 ended with different parameters`);
+  for (const r of reports) {
+    assert.is(r.error?.rank, 2, `${what}: rank ${r.rank}: ${r.error?.message ?? 'no error'}`);
+    assert.match(r.error!.message, /rank 2 exited with code 3/);
+    assert.not.ok(r.error!.changed, `${what}: rank ${r.rank} changed its parameters in the step that failed`);
+  }
+  return a.losses.length;
+}
+
+test('a worker that exits once its commit of step 3 has resolved: the others apply step 3 as well, and fail the next', async () => {
+  const reports: Report[] = await w.run({ ...base, workers: 3, batch: 12, steps: 6, fault: { rank: 2, step: 3, how: 'afterCommit' } });
+  assert.is(survivorsAgree(reports, 'exit after the commit'), 4, 'steps 0 to 3 applied');
+});
+
+test('a worker that exits 0, 1 and 2 ms after making its commit of step 3: the others apply that step both or neither', async () => {
+  // At 0 ms its vote is usually lost, at 1 ms usually cast; by 2 ms it may have gone on to later steps.
+  for (const ms of [0, 1, 2]) {
+    const reports: Report[] = await w.run({ ...base, workers: 3, batch: 12, steps: 6, fault: { rank: 2, step: 3, how: 'commit', ms } });
+    const applied = survivorsAgree(reports, `exit ${ms} ms after the commit`);
+    assert.ok(applied >= 3, `exit ${ms} ms after the commit: ${applied} steps applied`);
+  }
 });
 
 test('samples/mnist --quick --workers 2 reaches the accuracy of one worker, printing from rank 0 only', () => {
