@@ -53,7 +53,7 @@ export const referenceTensorBackend: TensorBackend<HostTensor> = adapt({
   kernels: referenceBackend,
   // Values are stored as the dtype would hold them (f32 rounding, i32 truncation), as every other backend does.
   upload: (data, shape, dtype) => ({ shape: [...shape], dtype, data: Float64Array.from(data, (v) => roundTo(dtype, v)) }),
-  download: async (v) => Float64Array.from(v.data),
+  download: async (v) => (v.dtype === 'i32' ? Int32Array.from(v.data) : Float64Array.from(v.data)), // i32 as an Int32Array, as on the other backends
   free: () => {},
   description: 'reference (f64 on the CPU)',
 }, { info: { name: 'reference', description: 'reference (f64 on the CPU)', adapter: null } });

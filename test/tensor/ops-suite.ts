@@ -58,6 +58,7 @@ function opsSuite(be: TensorBackend): void {
     assert.equal(Array.from(await r.data()), [f32(0.1), f32(1 / 3)], 'stored as f32 holds them');
     const i = t(Int32Array.from([3, -4]));
     assert.is(i.dtype, 'i32');
+    assert.ok((await i.data()) instanceof Int32Array, 'i32 values come back as an Int32Array on every backend');
     assert.equal(await i.array(), [3, -4]);
     assert.is(t(Float64Array.from([1.5]), [1]).dtype, 'f32');
     const h = t([1 / 3, 70000], [2], 'f16');
@@ -85,6 +86,7 @@ function opsSuite(be: TensorBackend): void {
     await expectTensor('full', O.full([2], -3), [2], [-3, -3]);
     const i = O.ones([2], 'i32');
     assert.is(i.dtype, 'i32');
+    assert.ok((await i.data()) instanceof Int32Array, 'i32 values come back as an Int32Array on every backend');
     assert.is(O.zerosLike(i).dtype, 'i32');
     await expectTensor('zerosLike', O.zerosLike(t([[1, 2]])), [1, 2], [0, 0]);
     await expectTensor('onesLike', O.onesLike(t([5, 6, 7])), [3], [1, 1, 1]);
