@@ -1,14 +1,31 @@
 // SPDX-License-Identifier: MIT
-// Child process of transformer/wasm.ts: `node asc-run.js <input.ts> <output.wasm> [asc flags...]`.
-// asc's API is asynchronous and the transformer's entry points (the tsc plugin above all) are not, so the
-// transformer waits for this process instead. Exits 1 with asc's diagnostics on stderr when it fails.
-const [input, output, ...flags] = process.argv.slice(2);
+// Worker thread of transformer/wasm.ts that runs asc. asc's API is asynchronous and the transformer's entry
+// points (the tsc plugin above all) are not, so the transformer posts a job and blocks on `signal` until this
+// thread has answered on `port`. One worker serves every file of a build: loading asc and binaryen and warming
+// them up took about as long as compiling a file's module (a child process per file paid it every time).
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+
+export interface AscJob { input: string; output: string; flags: string[] }
+export interface AscAnswer { ok: boolean; log: string }
+
+const { port, signal } = workerData as { port: MessagePort; signal: Int32Array };
 const specifier = 'assemblyscript/asc';
-const asc = (await import(specifier)).default as { main(argv: string[], opts: object): Promise<{ error: Error | null }> };
-let log = '';
-const sink = { write: (t: string) => { log += t; return true; } };
-const { error } = await asc.main([input!, ...flags, '-o', output!], { stdout: sink, stderr: sink });
-if (error) {
-  process.stderr.write(`${log}\n${error.message}\n`);
-  process.exit(1);
-}
+type Asc = { main(argv: string[], opts: object): Promise<{ error: Error | null }> };
+// A failure to load asc is answered like a failed compilation: the waiting thread must always be woken.
+const asc = await import(specifier).then((m: { default: Asc }) => m.default, (e: Error) => e);
+
+parentPort!.on('message', async (job: AscJob) => {
+  let log = '';
+  const sink = { write: (t: string) => { log += t; return true; } };
+  let answer: AscAnswer;
+  try {
+    if (asc instanceof Error) throw asc;
+    const { error } = await asc.main([job.input, ...job.flags, '-o', job.output], { stdout: sink, stderr: sink });
+    answer = { ok: !error, log: error ? `${log}\n${error.message}` : log };
+  } catch (e) {
+    answer = { ok: false, log: `${log}\n${(e as Error).stack ?? String(e)}` };
+  }
+  port.postMessage(answer);
+  Atomics.store(signal, 0, 1);
+  Atomics.notify(signal, 0);
+});

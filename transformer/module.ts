@@ -279,20 +279,6 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
     scalar.push({ fn: norm.fn, norm, fwd: sweeps.fwd, rev: sweeps.rev, ...(gsweeps ? { gfwd: gsweeps.fwd, grev: gsweeps.rev } : {}), method: m.method !== 'none', place });
   }
 
-  // Wasm: one module for the file, built only by the pass whose result is final (a first pass that found
-  // second-order work is followed by a second pass over the file with the directional derivatives).
-  let wasmTail = '';
-  const wasmFinal = options.wasm === true && !(wantDirectional && (directionalSources.length || nestedRequests.size)) && !diags.hasErrors && scalar.length > 0;
-  const lowering = wasmFinal ? lowerToWasm(scalar, { cacheDir: options.cacheDir, constant: (name) => numericConstant(sf, name) }) : undefined;
-  for (const c of scalar) {
-    const why = lowering?.reasons.get(c.fn.prefix);
-    c.place(options.wasm !== true ? ', reason: "the Wasm lowering is off (opt-in while it is slower than the JS adjoint: wasm: true, --wasm or PULLBACK_WASM=1)"' : !lowering ? '' : why === undefined && lowering.bytes ? `, wasm: { module: $pb$wasm, prefix: ${JSON.stringify(c.fn.prefix)} }` : `, reason: ${JSON.stringify(why ?? 'not lowered')}`);
-  }
-  if (lowering?.bytes) {
-    wasmTail = `/** This module's scalar sweeps compiled to WebAssembly (AssemblyScript, asc -O3). */\n` +
-      `function $pb$wasm(): $pb.ScalarWasmModule { return $pb.wasmModule(${JSON.stringify(base)}, "${Buffer.from(lowering.bytes).toString('base64')}"); }\n`;
-  }
-
   // A directional derivative that calls one the module could not write (a callee with a custom rule) cannot
   // stand: drop it, and those that call it, so that the rest of the module keeps its second order.
   for (let dropped = true; dropped;) {
@@ -300,6 +286,24 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
     const keep = directionalSources.filter((d) => [...d.matchAll(/([\w$]+)\$dd\(/g)].every((m) => defined.has(m[1])));
     dropped = keep.length < directionalSources.length;
     directionalSources.splice(0, directionalSources.length, ...keep);
+  }
+
+  // Wasm: one module for the file, built only by the pass whose result is final (a first pass that found
+  // second-order work is followed by a second pass over the file with the directional derivatives).
+  let wasmTail = '';
+  const wasmFinal = options.wasm === true && !(wantDirectional && (directionalSources.length || nestedRequests.size)) && !diags.hasErrors && scalar.length > 0;
+  const plain = (name: string) => {
+    const f = sf.getFunction(name);
+    return f?.hasBody() ? { source: f.getText(), returns: f.getReturnType().isVoid() ? 'void' as const : classify(f.getReturnType()), rule: derivativeTarget(f) !== undefined } : undefined;
+  };
+  const lowering = wasmFinal ? lowerToWasm(scalar, { cacheDir: options.cacheDir, constant: (name) => numericConstant(sf, name), helper: plain }) : undefined;
+  for (const c of scalar) {
+    const why = lowering?.reasons.get(c.fn.prefix);
+    c.place(options.wasm !== true ? ', reason: "the Wasm lowering is off (opt-in while it is slower than the JS adjoint: wasm: true, --wasm or PULLBACK_WASM=1)"' : !lowering ? '' : why === undefined && lowering.bytes ? `, wasm: { module: $pb$wasm, prefix: ${JSON.stringify(c.fn.prefix)} }` : `, reason: ${JSON.stringify(why ?? 'not lowered')}`);
+  }
+  if (lowering?.bytes) {
+    wasmTail = `/** This module's scalar sweeps compiled to WebAssembly (AssemblyScript, asc -O3). */\n` +
+      `function $pb$wasm(): $pb.ScalarWasmModule { return $pb.wasmModule(${JSON.stringify(base)}, "${Buffer.from(lowering.bytes).toString('base64')}"); }\n`;
   }
 
   for (const [name, { g, a, at, kind }] of nestedRequests) {

@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: MIT
 // One source file's scalar adjoints as one WebAssembly module: AssemblyScript printed by
-// passes/assemblyscript.ts, compiled by asc -O3 in a child process (the transformer's entry points are
-// synchronous, asc's API is not), cached by content hash so that an unchanged file is never recompiled.
+// passes/assemblyscript.ts, compiled by asc -O3 in a worker thread that the transformer waits for (its entry
+// points are synchronous, asc's API is not; see asc-run.ts), cached by content hash so that an unchanged file
+// is never recompiled.
 // Whatever goes wrong here leaves the functions on their JS adjoints, with the reason for `explain(f)`:
 // Wasm never fails a user's build.
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { AscAnswer, AscJob } from './asc-run.js';
 import type { Fn } from './ir.js';
-import { NotLowerable, asName, primalSource, toAssemblyScript } from './passes/assemblyscript.js';
+import { NotLowerable, asName, helperShape, primalSource, toAssemblyScript, type AsPrinted, type AsScope, type HelperShape } from './passes/assemblyscript.js';
 import type { Normalized } from './passes/normalize.js';
 
 export interface WasmCandidate {
@@ -32,6 +34,20 @@ export interface WasmOptions {
   cacheDir?: string;
   /** Module-level numeric constants the functions read: name -> value. */
   constant(name: string): number | undefined;
+  /**
+   * A plain (unmarked) function of the module, by name: the primal of a function with a custom rule, the rule,
+   * and what they call. Undefined when the module has no function declaration of that name.
+   */
+  helper?(name: string): PlainFunction | undefined;
+}
+
+export interface PlainFunction {
+  /** Its declaration's text. */
+  source: string;
+  /** What the type checker says it returns (classify's kind; undefined for anything else). */
+  returns: 'num' | 'arr' | 'bool' | 'void' | undefined;
+  /** Whether it is a `/** @derivative *\/` rule. */
+  rule: boolean;
 }
 
 export interface WasmLowering {
@@ -40,6 +56,9 @@ export interface WasmLowering {
   /** Per function prefix: undefined when it runs on Wasm, else why it stays on JS. */
   reasons: Map<string, string | undefined>;
 }
+
+/** The prefixes of the functions the transformer writes for second order: f$dd, and g$grad0 / g$vjp0 of nested grads. */
+const SECOND_ORDER = /\$(dd|grad\d+|vjp\d+)$/;
 
 /** Counters for tests and for the curious: how often asc really ran, and how often the cache answered. */
 export const wasmStats = { ascRuns: 0, cacheHits: 0 };
@@ -68,13 +87,37 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
     const names = [c.fn.prefix, `${c.fn.prefix}$fwd`, `${c.fn.prefix}$rev`, ...(c.gfwd ? [`${c.fn.prefix}$gfwd`] : []), ...(c.grev ? [`${c.fn.prefix}$grev`] : [])];
     for (const name of names) { functions.add(name); owner.set(name, c.fn.prefix); }
   }
-  const printed = new Map<string, { text: string; calls: Set<string>; constants: Map<string, number> }>();
+  // Plain functions the code calls, printed the first time one is asked for (the entry exists before its body
+  // is printed, so that recursion finds it); `why` says what keeps one off Wasm.
+  type Helper = { shape: HelperShape; rule: boolean; printed?: AsPrinted; why?: string };
+  const helpers = new Map<string, Helper>();
+  const scope: AsScope = {
+    functions,
+    constant: opts.constant,
+    helper(name) {
+      const known = helpers.get(name);
+      if (known) return known.shape;
+      const plain = opts.helper?.(name);
+      if (!plain) return undefined;
+      const h: Helper = { shape: { returns: 'f64' }, rule: plain.rule };
+      helpers.set(name, h);
+      try {
+        h.shape = helperShape(plain.source, plain.returns, plain.rule);
+        h.printed = toAssemblyScript(plain.source, scope, h.shape);
+      } catch (e) {
+        if (!(e instanceof NotLowerable)) throw e;
+        h.why = e.message;
+      }
+      return h.shape;
+    },
+  };
+  const printed = new Map<string, AsPrinted>();
   for (const c of cands) {
     const why = precheck(c);
     if (why) { reasons.set(c.fn.prefix, why); continue; }
     try {
       const gradient = c.gfwd ? `\n\n${c.gfwd}${c.grev ? `\n\n${c.grev}` : ''}` : '';
-      const r = toAssemblyScript(`${primalSource(c.norm)}\n\n${c.fwd}\n\n${c.rev}${gradient}`, { functions, constant: opts.constant });
+      const r = toAssemblyScript(`${primalSource(c.norm)}\n\n${c.fwd}\n\n${c.rev}${gradient}`, scope);
       printed.set(c.fn.prefix, r);
       reasons.set(c.fn.prefix, undefined);
     } catch (e) {
@@ -82,25 +125,48 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
       reasons.set(c.fn.prefix, e.message);
     }
   }
-  // A function lowers only when everything it calls does.
+  // A function lowers only when everything it calls does: the other functions' sweeps, and the plain functions.
+  const blocked = (name: string, from: string): string | undefined => {
+    const h = helpers.get(name);
+    if (h) return h.why === undefined ? undefined : `it calls ${h.rule ? 'the custom derivative ' : ''}${name}, which cannot run on Wasm: ${h.why}`;
+    const q = owner.get(name)!;
+    return q !== from && !printed.has(q) ? `it calls ${q}, which stays on JS` : undefined;
+  };
   for (let changed = true; changed;) {
     changed = false;
-    for (const [p, r] of printed) {
-      const bad = [...r.calls].map((f) => owner.get(f)!).find((q) => q !== p && !printed.has(q));
-      if (bad === undefined) continue;
-      printed.delete(p);
-      reasons.set(p, `it calls ${bad}, which stays on JS`);
-      changed = true;
+    for (const [name, h] of helpers) {
+      const why = h.why === undefined ? [...h.printed!.calls].map((f) => blocked(f, name)).find(Boolean) : undefined;
+      if (why) { h.why = why; changed = true; }
     }
+    for (const [p, r] of printed) {
+      const why = [...r.calls].map((f) => blocked(f, p)).find(Boolean);
+      if (why) { printed.delete(p); reasons.set(p, why); changed = true; }
+    }
+  }
+  // What the module holds: the user's functions, and what they reach of the plain functions and of the
+  // second-order code (a nested grad's g$grad0 and the g$dd it runs). The rest of the second-order code, which
+  // only hvp, hessian and grad(grad(f)) run, stays on the JS sweeps: it was most of asc's time.
+  const used = new Set<string>(), reached = new Set<string>();
+  const reach = (calls: Set<string>) => {
+    for (const f of calls) {
+      const h = helpers.get(f), q = owner.get(f);
+      if (h && !used.has(f)) { used.add(f); reach(h.printed!.calls); }
+      if (q !== undefined && !reached.has(q)) { reached.add(q); reach(printed.get(q)!.calls); }
+    }
+  };
+  for (const [p, r] of printed) if (!SECOND_ORDER.test(p)) { reached.add(p); reach(r.calls); }
+  for (const p of printed.keys()) {
+    if (!reached.has(p)) { printed.delete(p); reasons.set(p, 'second-order code (hvp, hessian, grad of grad) runs on the JS sweeps'); }
   }
   if (!printed.size) return { source: '', reasons };
   const constants = new Map<string, number>();
-  for (const r of printed.values()) for (const [k, v] of r.constants) constants.set(k, v);
+  for (const r of [...printed.values(), ...[...used].map((f) => helpers.get(f)!.printed!)]) for (const [k, v] of r.constants) constants.set(k, v);
   const parts = [
     readFileSync(supportPath, 'utf8'),
     '// ---- constants of the module ----',
     ...[...constants].map(([k, v]) => `const ${asName(k)}: f64 = ${Number.isFinite(v) ? (Number.isInteger(v) ? `${v}.0` : String(v)) : String(v)};`),
   ];
+  if (used.size) parts.push('// ---- plain functions of the module that the sweeps call (custom rules and their primals) ----', ...[...used].map((f) => helpers.get(f)!.printed!.text));
   for (const c of cands) {
     const r = printed.get(c.fn.prefix);
     if (r) {
@@ -200,9 +266,9 @@ export function lowerToWasm(cands: WasmCandidate[], opts: WasmOptions): WasmLowe
     writeFileSync(`${input}.${tmp}`, source);
     renameSync(`${input}.${tmp}`, input);
     wasmStats.ascRuns++;
-    const r = spawnSync(process.execPath, [runnerPath, input, `${wasmPath}.${tmp}`, ...ASC_FLAGS], { encoding: 'utf8', timeout: 120_000 });
-    if (r.status !== 0) {
-      const log = `${r.stderr ?? ''}${r.stdout ?? ''}${r.error ? r.error.message : ''}`;
+    const r = runAsc({ input, output: `${wasmPath}.${tmp}`, flags: ASC_FLAGS });
+    if (!r.ok) {
+      const log = r.log;
       const first = /ERROR[^\n]*\n[^\n]*\n[^\n]*/.exec(log)?.[0] ?? log.trim().split('\n').slice(0, 3).join(' ');
       return failAll(`asc could not compile the generated AssemblyScript (${first.replace(/\s+/g, ' ').slice(0, 300)}); the source is in ${input}`);
     }
@@ -211,6 +277,39 @@ export function lowerToWasm(cands: WasmCandidate[], opts: WasmOptions): WasmLowe
   } catch (e) {
     return failAll(`the Wasm build failed: ${(e as Error).message}`);
   }
+}
+
+/** The asc worker of this process, started by the first compilation, ended after a while without one. */
+let asc: { worker: Worker; port: MessagePort; signal: Int32Array; idle?: NodeJS.Timeout } | undefined;
+const ASC_TIMEOUT_MS = 120_000, ASC_IDLE_MS = 10_000;
+
+/** Runs asc on the worker and waits for it (the transformer is synchronous). */
+function runAsc(job: AscJob): AscAnswer {
+  if (!asc) {
+    const { port1, port2 } = new MessageChannel();
+    const signal = new Int32Array(new SharedArrayBuffer(4));
+    // execArgv: [] so that the worker does not load what the process was started with (the register hook).
+    const worker = new Worker(runnerPath, { workerData: { port: port2, signal }, transferList: [port2], execArgv: [] });
+    worker.unref(); // an idle worker never keeps the process alive
+    port1.unref();
+    asc = { worker, port: port1, signal };
+  }
+  const w = asc;
+  clearTimeout(w.idle);
+  Atomics.store(w.signal, 0, 0);
+  w.worker.postMessage(job);
+  const waited = Atomics.wait(w.signal, 0, 0, ASC_TIMEOUT_MS);
+  const answer = receiveMessageOnPort(w.port)?.message as AscAnswer | undefined;
+  if (waited === 'timed-out' || !answer) {
+    // Timed out, or the worker died (it cannot load asc, or crashed): a fresh one for the next file.
+    void w.worker.terminate();
+    asc = undefined;
+    return { ok: false, log: waited === 'timed-out' ? `asc took more than ${ASC_TIMEOUT_MS / 1000} s` : 'the asc worker stopped without an answer' };
+  }
+  // asc and binaryen hold about 250 MB after a file: let them go once the build is over.
+  w.idle = setTimeout(() => { if (asc === w) asc = undefined; void w.worker.terminate(); }, ASC_IDLE_MS);
+  w.idle.unref();
+  return answer;
 }
 
 let ascVersionCache: string | null | undefined;

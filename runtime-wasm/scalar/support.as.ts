@@ -83,6 +83,13 @@ class Frame {
   slots: Array<Float64Array> = new Array<Float64Array>(0);
 }
 
+/**
+ * The gradients a custom rule of several arguments returns (`return [gx, gy]` in its source), by position:
+ * numbers in $ruleD, arrays in $ruleA. The sweep that called the rule copies them out straight after the call.
+ */
+const $ruleD = new StaticArray<f64>(64);
+const $ruleA = new StaticArray<Float64Array | null>(64);
+
 const $frames = new Array<Frame>(0);
 let $stage = new Float64Array(256);
 

@@ -11,6 +11,13 @@
 // load), and stores to the tape inline. The primal, which sweeps call for inactive calls, is printed from the
 // normalized IR the same way.
 //
+// Plain functions of the user's module that the sweeps call (the primal of a function with a custom rule, the
+// rule itself, whatever they call) are re-printed from their source the same way, given their shape (see
+// HelperShape). A rule of a function of several arguments returns its gradients as a tuple, `return [gx, gy]`:
+// in AssemblyScript it stores them by position into `$ruleD` (numbers) and `$ruleA` (arrays) of the support
+// code and returns nothing, and the sweep that called it copies them into locals straight after the call
+// (`const $d = rule(...)` followed by `$d[0]`, `$d[1]` in the JS sweep).
+//
 // Anything outside that vocabulary (a JS-only helper, console.log, a module variable that is not a numeric
 // constant, bitwise operators...) throws NotLowerable with a sentence for `explain(f)`.
 import { ts } from 'ts-morph';
@@ -32,7 +39,22 @@ export interface AsScope {
   functions: Set<string>;
   /** Module-level numeric constants a sweep may read: name -> value. */
   constant(name: string): number | undefined;
+  /**
+   * The shape of a plain function of the module that the code calls by name; undefined when there is no such
+   * function (the call then cannot be lowered). Whether its body lowers is the caller's business (wasm.ts).
+   */
+  helper?(name: string): HelperShape | undefined;
 }
+
+/** How lowered code calls a plain function of the user's module. */
+export interface HelperShape {
+  returns: 'f64' | 'arr' | 'bool' | 'void';
+  /** A custom rule of a function of several arguments: the kind of each gradient it returns, by position. */
+  tuple?: ('f64' | 'arr')[];
+}
+
+/** At most this many gradients in a rule's tuple (the size of `$ruleD` and `$ruleA` in support.as.ts). */
+const MAX_TUPLE = 64;
 
 export interface AsPrinted {
   text: string;
@@ -93,8 +115,30 @@ export function primalSource(n: Normalized): string {
   ].join('\n');
 }
 
-/** Re-prints TypeScript function declarations (generated sweeps, or `primalSource`) as AssemblyScript. */
-export function toAssemblyScript(source: string, scope: AsScope): AsPrinted {
+/**
+ * The shape of a plain function of the user's module, from its source and what the type checker says it
+ * returns; `rule` when it is a `@derivative` rule (of a function of several arguments it returns a tuple).
+ */
+export function helperShape(source: string, returns: 'num' | 'arr' | 'bool' | 'void' | undefined, rule: boolean): HelperShape {
+  const sf = ts.createSourceFile('helper.ts', source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  const fn = sf.statements[0];
+  if (sf.statements.length !== 1 || !fn || !ts.isFunctionDeclaration(fn) || !fn.body) throw new NotLowerable('it is not a function declaration');
+  const bool = fn.parameters.find((p) => p.type?.getText() === 'boolean');
+  if (bool) throw new NotLowerable(`it takes a boolean parameter (\`${bool.getText()}\`)`);
+  if (rule && fn.parameters.length > 2) {
+    const kinds = fn.parameters.slice(0, -1).map((p) => (p.type?.getText() === 'number' ? 'f64' : 'arr'));
+    if (kinds.length > MAX_TUPLE) throw new NotLowerable(`it returns more than ${MAX_TUPLE} gradients`);
+    return { returns: 'void', tuple: kinds };
+  }
+  if (returns === undefined) throw new NotLowerable(`it returns ${fn.type ? fn.type.getText() : 'something other than a number or an array of numbers'}`);
+  return { returns: returns === 'num' ? 'f64' : returns };
+}
+
+/**
+ * Re-prints TypeScript function declarations (generated sweeps, or `primalSource`) as AssemblyScript; `shape`
+ * for the one plain function of the user's module in `source` (see helperShape).
+ */
+export function toAssemblyScript(source: string, scope: AsScope, shape?: HelperShape): AsPrinted {
   const sf = ts.createSourceFile('sweeps.ts', source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
   const calls = new Set<string>();
   const constants = new Map<string, number>();
@@ -105,7 +149,7 @@ export function toAssemblyScript(source: string, scope: AsScope): AsPrinted {
   }
   // The primal and both sweeps of one function share their variables' names: one analysis for all three.
   const ints = integerLocals(fns);
-  return { text: fns.map((fn) => printFunction(fn, scope, calls, constants, ints)).join('\n\n'), calls, constants };
+  return { text: fns.map((fn) => printFunction(fn, scope, calls, constants, ints, shape)).join('\n\n'), calls, constants };
 }
 
 const isTapeCall = (n: ts.Node, names?: readonly string[]): n is ts.CallExpression => ts.isCallExpression(n) && ts.isPropertyAccessExpression(n.expression) &&
@@ -182,8 +226,10 @@ interface V { s: string; t: Ty; lit?: number }
 
 const f64Lit = (v: number): string => (Number.isInteger(v) ? `${v}.0` : String(v));
 
-function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<string>, constants: Map<string, number>, ints: Set<string>): string {
+function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<string>, constants: Map<string, number>, ints: Set<string>, shape?: HelperShape): string {
   const types = new Map<string, Ty>();
+  /** Locals holding a rule's tuple of gradients: the kinds of its elements (element i is the local `<name>$g<i>`). */
+  const tuples = new Map<string, ('f64' | 'arr')[]>();
   const fail = (n: ts.Node, why: string): never => { throw new NotLowerable(`${why} (\`${n.getText().slice(0, 80)}\`)`); };
 
   const typeOf = (t: ts.TypeNode | undefined, at: ts.Node): Ty | 'void' => {
@@ -320,6 +366,12 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
       return { s: `(${c} ? ${to(t, a)} : ${to(t, b)})`, t };
     }
     if (ts.isElementAccessExpression(n)) {
+      const tuple = ts.isIdentifier(n.expression) ? tuples.get(n.expression.text) : undefined;
+      if (tuple) {
+        const i = ts.isNumericLiteral(n.argumentExpression) ? Number(n.argumentExpression.text) : -1;
+        if (!(i >= 0 && i < tuple.length)) return fail(n, 'this element of a rule\'s gradients');
+        return { s: `${n.expression.getText()}$g${i}`, t: tuple[i]! };
+      }
       const e = elem(n.expression, n.argumentExpression);
       return { s: e.c ? `$ldc(${e.a}, ${e.i})` : `$ld(${e.a}, ${e.i})`, t: 'f64' };
     }
@@ -390,16 +442,23 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     return { s: `${name} ${op} ${f64(r)}`, t };
   };
 
-  const call = (n: ts.CallExpression): V => {
+  const call = (n: ts.CallExpression, tuple = false): V => {
     const args = n.arguments;
     const callee = n.expression;
     if (ts.isIdentifier(callee)) {
-      if (!scope.functions.has(callee.text)) return fail(n, `it calls ${callee.text}, which has no Wasm build`);
+      const helper = scope.functions.has(callee.text) ? undefined : scope.helper?.(callee.text);
+      if (!scope.functions.has(callee.text) && !helper) return fail(n, `it calls ${callee.text}, which has no Wasm build`);
       calls.add(callee.text);
-      // Sweeps and primals take numbers as f64 and arrays as arrays; they return f64 (or nothing: used as statements).
-      return { s: `${asName(callee.text)}(${args.map((a) => { const x = expr(a); return x.t === 'arr' || x.t === 'tape' ? x.s : f64(x); }).join(', ')})`, t: 'f64' };
+      // Sweeps and primals take numbers as f64 and arrays as arrays; they return f64 (or nothing: used as
+      // statements). Plain functions take what their parameters say.
+      const printed = `${asName(callee.text)}(${args.map((a) => { const x = expr(a); return x.t === 'arr' || x.t === 'tape' ? x.s : f64(x); }).join(', ')})`;
+      if (helper?.tuple && !tuple) return fail(n, `the gradients of the rule ${callee.text} used other than as \`const d = ${callee.text}(...)\``);
+      return { s: printed, t: !helper || helper.returns === 'void' ? 'f64' : helper.returns };
     }
-    if (!ts.isPropertyAccessExpression(callee)) return fail(n, 'this call');
+    if (ts.isCallExpression(callee) && callee.expression.getText() === '$pb.ruleOf') {
+      return fail(n, `the custom derivative of ${callee.arguments[0]?.getText()} is not in this module (only rules of the same module are lowered)`);
+    }
+    if (!ts.isPropertyAccessExpression(callee)) return fail(n, `it calls ${callee.getText()}`);
     const base = callee.expression, name = callee.name.text, baseText = base.getText();
     if (baseText === '$t' && TAPE_METHODS.has(name)) {
       if (name === 'pushRef') return { s: `$t.pushRef(${expr(args[0]!).s})`, t: 'f64' };
@@ -448,6 +507,14 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     if (!ts.isIdentifier(d.name)) return fail(d, 'a destructuring declaration');
     const name = d.name.text;
     const init = d.initializer;
+    const tuple = init && ts.isCallExpression(init) && ts.isIdentifier(init.expression) && !scope.functions.has(init.expression.text)
+      ? scope.helper?.(init.expression.text)?.tuple : undefined;
+    if (tuple) {
+      // `const $d = rule(...)`: the rule leaves its gradients in $ruleD / $ruleA, copied out before anything else runs.
+      tuples.set(name, tuple);
+      return [`${call(init as ts.CallExpression, true).s};`,
+        ...tuple.map((k, i) => (k === 'f64' ? `const ${name}$g${i}: f64 = unchecked($ruleD[${i}]);` : `const ${name}$g${i}: Float64Array = unchecked($ruleA[${i}])!;`))];
+    }
     let t: Ty;
     let value: string;
     if (d.exclamationToken || !init) {
@@ -505,6 +572,24 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     if (ts.isBreakStatement(s) && !s.label) return ['break;'];
     if (ts.isContinueStatement(s) && !s.label) return ['continue;'];
     if (ts.isReturnStatement(s)) {
+      if (shape?.tuple) {
+        // A rule's tuple of gradients: evaluated first (an element may call the rule again), then stored.
+        let e = s.expression;
+        while (e && (ts.isParenthesizedExpression(e) || ts.isAsExpression(e) || ts.isSatisfiesExpression(e))) e = e.expression;
+        if (!e || !ts.isArrayLiteralExpression(e) || e.elements.length !== shape.tuple.length || e.elements.some(ts.isSpreadElement)) {
+          return fail(s, `a rule of ${shape.tuple.length} arguments must return its gradients as \`return [${shape.tuple.map((_, i) => `g${i}`).join(', ')}]\` to run on Wasm`);
+        }
+        const kinds = shape.tuple;
+        return ['{', ...ind([
+          ...e.elements.map((x, i) => {
+            const v = expr(x);
+            if ((kinds[i] === 'arr') !== (v.t === 'arr')) return fail(x, `gradient ${i} is ${kinds[i] === 'arr' ? 'not an array' : 'an array'}, its argument ${kinds[i] === 'arr' ? 'is' : 'is not'}`);
+            return `const $$r${i}: ${asType[kinds[i]!]} = ${to(kinds[i]!, v)};`;
+          }),
+          ...kinds.map((k, i) => (k === 'f64' ? `unchecked($ruleD[${i}] = $$r${i});` : `unchecked($ruleA[${i}] = $$r${i});`)),
+          'return;',
+        ]), '}'];
+      }
       if (!s.expression) return cacheTape ? ['$t.sp = $$sp;', 'return;'] : ['return;'];
       const x = expr(s.expression);
       const v = ret === 'f64' || ret === 'i64' || ret === 'bool' ? to(ret, x) : x.s;
@@ -523,7 +608,7 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     types.set(name, t);
     return `${name}: ${asType[t]}`;
   });
-  const ret = typeOf(fn.type, fn);
+  const ret = shape ? (shape.tuple ? 'void' : shape.returns) : typeOf(fn.type, fn);
   const prologue = [
     ...(cacheTape ? ['let $$tp: usize = $t.f.dataStart, $$sp: i32 = $t.sp, $$te: i32 = $t.end;'] : []),
     ...fn.parameters.filter((p) => types.get(p.name.getText()) === 'arr' && cached.has(p.name.getText()))
