@@ -46,6 +46,12 @@ export interface DataParallelOptions {
    * 'sum' for reduction 'sum': the gradient of the summed loss over the whole batch.
    */
   gradReduce?: 'mean' | 'sum';
+  /**
+   * Which batch arguments (0 is the first after params) are split across ranks along axis 0. Default: every Tensor
+   * of rank ≥ 1. Name them when the loss also takes tensors that every rank needs whole (a mask, a lookup table,
+   * class weights): those are passed to every rank as they are.
+   */
+  batchArgs?: readonly number[];
   /** How long a rank waits for the others before the step fails with a CommError (passed to launch). */
   timeoutMs?: number;
   /** The script the workers run (default: this process's, process.argv[1]), with these Node flags (default process.execArgv). */
@@ -95,7 +101,7 @@ export interface DataParallel<P> {
   /** Copies rank 0's values into every parameter of the tree (in place, on every rank) and returns the tree. */
   broadcast<T = P>(params: T): Promise<T>;
   /**
-   * One training step on the global batch: this rank's contiguous slice of every batch Tensor along axis 0,
+   * One training step on the global batch: this rank's contiguous slice of every batch Tensor along axis 0 (see batchArgs),
    * gradients reduced across ranks, then optimizer.step on every rank (params updated in place).
    */
   step(params: P, optimizer: Optimizer, ...batch: unknown[]): Promise<DataParallelStep>;
@@ -123,7 +129,10 @@ export interface DataParallel<P> {
 export async function dataParallel<P>(lossFn: (params: P, ...batch: any[]) => Tensor, options: DataParallelOptions): Promise<DataParallel<P>> {
   if (typeof lossFn !== 'function') throw new TypeError('dataParallel: lossFn must be a function (params, ...batch) => scalar Tensor');
   if (!options || typeof options !== 'object') throw new TypeError('dataParallel: expected options { workers, ... }');
-  const { bucketBytes = 1 << 20, overlap = true, gradReduce = 'mean' } = options;
+  const { bucketBytes = 1 << 20, overlap = true, gradReduce = 'mean', batchArgs } = options;
+  if (batchArgs !== undefined && (!Array.isArray(batchArgs) || !batchArgs.length || !batchArgs.every((i) => Number.isSafeInteger(i) && i >= 0))) {
+    throw new RangeError(`dataParallel: batchArgs must list the indices (0 = the first argument after params) of the batch arguments to split, got ${JSON.stringify(batchArgs)}`);
+  }
   if (!Number.isSafeInteger(bucketBytes) || bucketBytes < 4) throw new RangeError(`dataParallel: bucketBytes must be an integer ≥ 4, got ${bucketBytes}`);
   if (gradReduce !== 'mean' && gradReduce !== 'sum') throw new RangeError(`dataParallel: gradReduce must be 'mean' or 'sum', got ${String(gradReduce)}`);
   let comm = options.comm;
@@ -133,7 +142,7 @@ export async function dataParallel<P>(lossFn: (params: P, ...batch: any[]) => Te
     const { entry, execArgv, timeoutMs, workerData, onMessage } = options;
     comm = await launch({ workers, entry, execArgv, timeoutMs, workerData, onMessage });
   }
-  return new Trainer<P>(lossFn, comm, Math.max(1, Math.floor(bucketBytes / 4)), overlap, gradReduce);
+  return new Trainer<P>(lossFn, comm, Math.max(1, Math.floor(bucketBytes / 4)), overlap, gradReduce, batchArgs);
 }
 
 // ---- host access to CPU and reference tensors ----
@@ -210,7 +219,7 @@ class Trainer<P> implements DataParallel<P> {
 
   constructor(
     private readonly lossFn: Function, readonly comm: Communicator, private readonly capacity: number,
-    private readonly overlap: boolean, private readonly gradReduce: 'mean' | 'sum',
+    private readonly overlap: boolean, private readonly gradReduce: 'mean' | 'sum', private readonly batchArgs?: readonly number[],
   ) {
     this.rank = comm.rank;
     this.worldSize = comm.worldSize;
@@ -350,19 +359,25 @@ class Trainer<P> implements DataParallel<P> {
   private split(batch: unknown[]): { args: unknown[]; rows: number; local: number; made: Tensor[] } {
     const made: Tensor[] = [];
     let rows = -1;
+    for (const i of this.batchArgs ?? []) {
+      const a = batch[i];
+      if (!(a instanceof Tensor) || a.rank === 0) throw new Error(`batchArgs names argument ${i}, which is ${a instanceof Tensor ? 'a scalar Tensor' : `not a Tensor (${typeof a})`}; only Tensors with a leading batch axis can be split`);
+    }
+    const split = (a: unknown, i: number): a is Tensor => a instanceof Tensor && a.rank > 0 && (this.batchArgs?.includes(i) ?? true);
     batch.forEach((a, i) => {
-      if (!(a instanceof Tensor) || a.rank === 0) return;
+      if (!split(a, i)) return;
       if (rows < 0) rows = a.shape[0]!;
       else if (a.shape[0] !== rows) {
-        throw new Error(`batch argument ${i} has ${a.shape[0]} rows but an earlier one ${rows}; every batch Tensor is split along axis 0, so they must agree`);
+        throw new Error(`batch argument ${i} has ${a.shape[0]} rows but an earlier one ${rows}; every batch Tensor is split along axis 0, so they must agree` +
+          (this.batchArgs ? '' : ' (a Tensor every rank needs whole is not a batch argument: list the ones to split in the batchArgs option)'));
       }
     });
     if (rows < 0) throw new Error('the batch holds no Tensor with a leading (batch) axis to split across ranks');
     if (rows < this.worldSize) throw new Error(`a batch of ${rows} rows cannot be split across ${this.worldSize} ranks (each needs at least one)`);
     if (this.worldSize === 1) return { args: batch, rows, local: rows, made };
     const [from, to] = this.sliceOf(rows);
-    const args = batch.map((a) => {
-      if (!(a instanceof Tensor) || a.rank === 0) return a;
+    const args = batch.map((a, i) => {
+      if (!split(a, i)) return a;
       const s = slice(a, [from, ...a.shape.slice(1).map(() => 0)], [to - from, ...a.shape.slice(1)]);
       made.push(s);
       return s;

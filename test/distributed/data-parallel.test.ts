@@ -44,7 +44,9 @@ async function oneWorker(cfg: Config, initial: number[]): Promise<{ params: numb
     return { w: take([SIZES[i]!, n]), b: take([n]) };
   });
   const [x, y] = w.batchOf(cfg, 0) as [Tensor, Tensor];
-  const [loss, grads] = valueAndGrad(m.mlpLoss)(params, x, y, cfg.reduction) as unknown as [Tensor, Dense[]];
+  const [loss, grads] = (cfg.scaled
+    ? valueAndGrad(m.scaledLoss)(params, x, y, w.scaleOf(cfg), cfg.reduction)
+    : valueAndGrad(m.mlpLoss)(params, x, y, cfg.reduction)) as unknown as [Tensor, Dense[]];
   await sgd({ lr: 0.1 }).step(params, grads);
   return { params: await w.flat(params), loss: await loss.item() };
 }
@@ -66,6 +68,7 @@ async function oneStepMatches(workers: number, batch: number, extra: Partial<Con
 
 test('2 workers, mean loss, equal slices: one step = one worker on the whole batch', () => oneStepMatches(2, 12));
 test('3 workers, mean loss, unequal slices (3, 2, 2 rows), reduced after backward: one step = one worker', () => oneStepMatches(3, 7, { overlap: false }));
+test('2 workers, a Tensor argument every rank needs whole (batchArgs): one step = one worker', () => oneStepMatches(2, 10, { scaled: true }));
 test('3 workers, summed loss (gradReduce sum), slices of 3, 3 and 4 rows, 16-float buckets: one step = one worker', () => oneStepMatches(3, 10, { reduction: 'sum', bucketBytes: 64 }));
 
 test('50 Adam steps on 3 workers: parameters bitwise identical on every rank, buckets started during backward, memory flat', async () => {
@@ -171,6 +174,7 @@ test('options are checked', async () => {
   };
   await rejects(dataParallel(m.mlpLoss, { workers: 0 }), /workers must be an integer ≥ 1, got 0/);
   await rejects(dataParallel(m.mlpLoss, { workers: 1, gradReduce: 'max' as never }), /gradReduce must be 'mean' or 'sum'/);
+  await rejects(dataParallel(m.mlpLoss, { workers: 1, batchArgs: [0, -1] }), /batchArgs must list the indices/);
 });
 
 test.run();
