@@ -264,6 +264,7 @@ export async function wasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBa
     broadcastTo: ([x], _, [o]) => [gatherStrided(x!, o!.shape, broadcastStrides(x!.shape, o!.shape), 0)],
     cast([x], { dtype }, [o]) {
       const out = empty(o!.shape, dtype);
+      if (dtype === 'f16' && x!.dtype !== 'i32') { k.roundF16(x!.buf, out.buf, size(out.shape)); return [out]; }
       const src = vals(x!), dst = vals(out);
       for (let i = 0; i < dst.length; i++) dst[i] = roundTo(dtype, dtype === 'i32' ? Math.trunc(src[i]!) : src[i]!);
       return [out];

@@ -133,6 +133,7 @@ export interface KernelExports {
   binary(op: number, a: number, b: number, out: number, meta: number): void;
   axpy(n: number, alpha: number, x: number, y: number): void;
   fill(x: number, n: number, value: number): void;
+  roundF16(x: number, y: number, n: number): void;
   reduce(op: number, x: number, out: number, outer: number, size: number, inner: number): void;
   logsumexpRows(x: number, out: number, rows: number, cols: number): void;
   softmaxRows(x: number, y: number, rows: number, cols: number, log: number): void;
@@ -706,6 +707,14 @@ export class CpuKernels {
     this.counts('fill', { n });
     this.need('fill', 'x', x, n, { n });
     this.x.fill(x.ptr, n, value);
+  }
+
+  /** y[i] = x[i] rounded to the nearest f16 value, kept as f32 (how f16 tensors are stored); x and y may be one buffer. */
+  roundF16(x: BufferRef, y: BufferRef, n = x.length): void {
+    this.counts('roundF16', { n });
+    this.need('roundF16', 'x', x, n, { n });
+    this.need('roundF16', 'y', y, n, { n });
+    this.x.roundF16(x.ptr, y.ptr, n);
   }
 
   // ---- reductions and softmax ----------------------------------------------------------

@@ -343,3 +343,23 @@ export function fill(x: usize, n: i32, value: f32): void {
   }
   for (; i < n; i++) store<f32>(x + (<usize>i << 2), value);
 }
+
+/**
+ * y[i] = x[i] rounded to the nearest f16 value (ties to even), kept as f32: how f16 tensors are stored on this
+ * backend. Past the largest f16 (65504, with 65520 the halfway point) values become ±Infinity; NaN stays NaN;
+ * below 2^-14 (the f16 subnormals) the result is a multiple of 2^-24. x and y may be the same buffer.
+ */
+export function roundF16(x: usize, y: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const p = <usize>i << 2;
+    const u = load<u32>(x + p), sign = u & 0x80000000, a = u & 0x7fffffff;
+    let r: u32;
+    if (a >= 0x7f800000) r = u; // ±Infinity, NaN
+    else if (a >= 0x477ff000) r = sign | 0x7f800000; // ≥ 65520 rounds past 65504
+    else if (a < 0x38800000) {
+      // f16 subnormals: a multiple of 2^-24, scaled exactly, rounded half to even by f32.nearest.
+      r = sign | reinterpret<u32>(nearest(reinterpret<f32>(a) * 16777216.0) * (1.0 / 16777216.0));
+    } else r = sign | ((a + 0xfff + ((a >> 13) & 1)) & 0xffffe000); // drop 13 mantissa bits, ties to even
+    store<u32>(y + p, r);
+  }
+}

@@ -5,7 +5,7 @@
 // including gemm's packing workspace, is owned by the TypeScript glue (runtime-wasm/kernels.ts).
 export { gemm, gemmBatched, gemmWorkspaceBytes, setBlocking } from './matmul';
 export { im2col, col2im, conv2dForward, conv2dBackwardInput, conv2dBackwardFilter, conv2dBackwardBias } from './conv';
-export { unary, unaryBackward, binary, axpy, fill } from './elementwise';
+export { unary, unaryBackward, binary, axpy, fill, roundF16 } from './elementwise';
 export { reduce, logsumexpRows, softmaxRows, softmaxBackwardRows, softmaxCrossEntropy } from './reduce';
 export { sgd, sgdScaled, adam, adamScaled, sumSquares, nonFinite } from './optim';
 export { peakFlops, peakFlopsPerIter } from './peak';

@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UNARY_BACKWARD_SAVES, type UnaryOp, type BinaryOp } from '../../runtime-wasm/kernels.js';
 import { close, loadBuilds, randn, rng } from './helpers.js';
+import { fromF16Bits, toF16Bits } from '../../runtime-gpu/float16.js';
 
 const builds = await loadBuilds();
 
@@ -144,6 +145,30 @@ test('SIMD and scalar builds agree on every unary op', () => {
   const ops = Object.keys(SPEC);
   for (let i = 1; i < results.length; i++) {
     results[i]!.forEach((o, j) => close(`${ops[j]}: ${builds[i]!.variant} vs ${builds[0]!.variant}`, o, results[0]![j]!, 1e-6, 2e-6));
+  }
+});
+
+test('roundF16 rounds to the nearest f16 value like the f16 codec: every f16 value, every halfway point and its neighbours, specials, random values', () => {
+  const xs: number[] = [0, -0, Infinity, -Infinity, NaN, 65504, 65519.99, 65520, 65536, 1e9, -1e9, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 2 ** -14, 1e-30, -1e-30];
+  const bits = new Uint32Array(1), f = new Float32Array(bits.buffer);
+  const around = (v: number) => { f[0] = v; const b = bits[0]!; for (const d of [-1, 0, 1]) { bits[0] = b + d; xs.push(f[0]!); } };
+  for (let h = 0; h < 0x7c00; h++) {
+    const v = fromF16Bits(h), next = fromF16Bits(h + 1);
+    around(v); around(-v);
+    if (h + 1 < 0x7c00) { around((v + next) / 2); around(-(v + next) / 2); } // halfway points, exact in f32
+  }
+  const r = rng(16);
+  for (let i = 0; i < 20000; i++) xs.push(Math.fround((r() * 2 - 1) * 2 ** Math.floor(r() * 60 - 30)));
+  const X = Float32Array.from(xs);
+  const want = X.map((v) => fromF16Bits(toF16Bits(v)));
+  for (const k of builds) {
+    const x = k.upload(X), y = k.alloc(X.length);
+    k.roundF16(x, y);
+    const got = k.read(y);
+    for (let i = 0; i < X.length; i++) {
+      if (!Object.is(got[i], want[i])) assert.unreachable(`${k.variant}: roundF16(${X[i]}) = ${got[i]}, expected ${want[i]}`);
+    }
+    k.free(x); k.free(y);
   }
 });
 
