@@ -83,6 +83,8 @@ export interface RuntimeOptions extends DeviceOptions {
   batchSize?: number;
   /** Default: true on hardware adapters, false on SwiftShader. */
   tiledGemm?: boolean;
+  /** Default: true on SwiftShader, false on hardware adapters. */
+  rowPerInvocation?: boolean;
 }
 
 export class GpuRuntime {
@@ -103,6 +105,12 @@ export class GpuRuntime {
    * without barriers (SwiftShader, where barriers are costly and caches do the tiling). Tests switch it to cover both.
    */
   tiledGemm: boolean;
+  /**
+   * Row-wise kernels (layerNorm, attention's softmax): one invocation per row with no barriers (SwiftShader, where
+   * a workgroup is a CPU thread and each barrier-separated step of a tree reduction costs a pass over the
+   * workgroup) or one workgroup per row with a reduction in workgroup memory (real GPUs). Tests switch it.
+   */
+  rowPerInvocation: boolean;
   /** Attention on short sequences through materialised per-head score matrices and GEMMs (default true). Tests switch it. */
   shortAttention = true;
   /** Counters for tests and tuning. */
@@ -111,6 +119,7 @@ export class GpuRuntime {
   constructor(readonly device: GPUDevice, readonly adapter: AdapterDescription, opts: RuntimeOptions = {}) {
     this.batchSize = opts.batchSize ?? 256;
     this.tiledGemm = opts.tiledGemm ?? !adapter.software;
+    this.rowPerInvocation = opts.rowPerInvocation ?? adapter.software;
     device.addEventListener?.('uncapturederror', (ev: Event) => {
       // A validation error is a bug in a kernel: remember it and throw at the next read rather than return garbage.
       this.deviceError ??= new Error(`pullback internal WebGPU error: ${(ev as GPUUncapturedErrorEvent).error?.message}`);

@@ -7,7 +7,7 @@
 import { OpError, describe, expectDtype, fmt, size, type Meta } from '../shape.js';
 import { type HostTensor, hostZeros } from '../host.js';
 import type { GpuRuntime, Tensor } from '../runtime.js';
-import { NEG_INF, bindings, f32, u32, workgroupMaxSumExp } from '../wgsl.js';
+import { NEG_INF, bindings, f32, grid, u32, workgroupMaxSumExp } from '../wgsl.js';
 import type { Family } from './types.js';
 import { matmulOps } from './matmul.js';
 
@@ -361,18 +361,43 @@ function mm(rt: GpuRuntime, a: Tensor, b: Tensor, transA: boolean, transB: boole
   return matmulOps.matmul.webgpu(rt, [a, b], { transA, transB }, [{ shape, dtype: 'f32' }])[0]!;
 }
 
-function shortForward(rt: GpuRuntime, q: Tensor, k: Tensor, v: Tensor, causal: boolean, scale: number, d: AttnDims): Tensor[] {
+/**
+ * P = softmax(scale · S) row by row and the rows' logsumexp, one invocation per row (Sk is a multiple of 4: vec4
+ * loads): three sweeps over a row that stays in cache (max, sum of exp, write), no workgroup memory or barriers.
+ */
+function rowSoftmax(rt: GpuRuntime, S: Tensor, P: Tensor, lse: Tensor, causal: boolean, scale: number, d: AttnDims): void {
   const op = 'attention';
-  const q3 = q.reshape([d.B, d.Sq, d.D]), k3 = k.reshape([d.B, d.Sk, d.D]), v3 = v.reshape([d.B, d.Sk, d.Dv]);
-  const S = mm(rt, q3, k3, false, true);
-  const lse = rt.empty([...d.batch, d.Sq], 'f32', op);
-  const P = rt.empty([d.B, d.Sq, d.Sk], 'f32', op);
+  const K4 = d.Sk / 4;
+  // Lanes j >= jEnd are masked out (causal); the vec4 of lane indices j4·4 + (0, 1, 2, 3) is compared against it.
+  const masked = causal ? `let live = vec4u(j4 * 4u) + vec4u(0u, 1u, 2u, 3u) < vec4u(jEnd);` : 'let live = vec4<bool>(true);';
+  rt.dispatch(`${bindings([{ name: 'S', type: 'vec4f' }, { name: 'P', type: 'vec4f', write: true }, { name: 'L', type: 'f32', write: true }])}
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= ${u32(d.B * d.Sq)}) { return; }
+  let jEnd = ${causal ? `min(row % ${u32(d.Sq)} + 1u, ${u32(d.Sk)})` : u32(d.Sk)};
+  let j4End = (jEnd + 3u) / 4u;
+  let base = row * ${u32(K4)};
+  var m4 = vec4f(${NEG_INF});
+  for (var j4 = 0u; j4 < j4End; j4++) { ${masked} m4 = select(m4, max(m4, S[base + j4] * ${f32(scale)}), live); }
+  let m = max(max(m4.x, m4.y), max(m4.z, m4.w));
+  var l4 = vec4f(0.0);
+  for (var j4 = 0u; j4 < j4End; j4++) { ${masked} l4 += select(vec4f(0.0), exp(S[base + j4] * ${f32(scale)} - m), live); }
+  let z = m + log(l4.x + l4.y + l4.z + l4.w);
+  for (var j4 = 0u; j4 < ${u32(K4)}; j4++) { ${masked} P[base + j4] = select(vec4f(0.0), exp(S[base + j4] * ${f32(scale)} - z), live); }
+  L[row] = z;
+}`, [S.buf(op), P.buf(op), lse.buf(op)], grid(d.B * d.Sq, 64));
+}
+
+/** The same with one workgroup per row: a tree of (max, sum of exp) pairs in workgroup memory. */
+function workgroupSoftmax(rt: GpuRuntime, S: Tensor, P: Tensor, lse: Tensor, causal: boolean, scale: number, d: AttnDims): void {
+  const op = 'attention';
   const WGR = 64;
   rt.dispatch(`${bindings([{ name: 'S', type: 'f32' }, { name: 'P', type: 'f32', write: true }, { name: 'L', type: 'f32', write: true }])}
 var<workgroup> sm: array<f32, ${WGR}>;
 var<workgroup> sl: array<f32, ${WGR}>;
 @compute @workgroup_size(${WGR}) fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let row = wid.x + wid.y * nwg.x;
+  if (row >= ${u32(d.B * d.Sq)}) { return; }
   let i = row % ${u32(d.Sq)};
   let t = lid.x;
   let jEnd = ${causal ? `min(i + 1u, ${u32(d.Sk)})` : u32(d.Sk)};
@@ -388,7 +413,16 @@ var<workgroup> sl: array<f32, ${WGR}>;
     P[o] = select(exp(S[o] * ${f32(scale)} - z), 0.0, j >= jEnd);
   }
   if (t == 0u) { L[row] = z; }
-}`, [S.buf(op), P.buf(op), lse.buf(op)], [d.B * d.Sq]);
+}`, [S.buf(op), P.buf(op), lse.buf(op)], grid(d.B * d.Sq, 1));
+}
+
+function shortForward(rt: GpuRuntime, q: Tensor, k: Tensor, v: Tensor, causal: boolean, scale: number, d: AttnDims): Tensor[] {
+  const op = 'attention';
+  const q3 = q.reshape([d.B, d.Sq, d.D]), k3 = k.reshape([d.B, d.Sk, d.D]), v3 = v.reshape([d.B, d.Sk, d.Dv]);
+  const S = mm(rt, q3, k3, false, true);
+  const lse = rt.empty([...d.batch, d.Sq], 'f32', op);
+  const P = rt.empty([d.B, d.Sq, d.Sk], 'f32', op);
+  (rt.rowPerInvocation ? rowSoftmax : workgroupSoftmax)(rt, S, P, lse, causal, scale, d);
   const o3 = mm(rt, P, v3, false, false);
   const o = o3.reshape([...d.batch, d.Sq, d.Dv]);
   for (const t of [q3, k3, v3, S, P, o3]) t.dispose();

@@ -2,11 +2,13 @@
 // 2-D convolution (NCHW input, OIHW filter) with stride and zero padding, as implicit GEMMs on the shared tiled
 // kernel: forward (M = Co, N = batch·OH·OW, K = Ci·KH·KW), backward to the input (a transposed convolution,
 // M = Ci, N = batch·H·W, K = Co·KH·KW) and backward to the filter (M = Co, N = Ci·KH·KW, K = batch·OH·OW,
-// split over K when the output is small). Max pooling saves the argmax; its backward gathers, per input element,
+// split over K when the output is small), on real GPUs; on SwiftShader (rt.tiledGemm false) direct kernels
+// (convdirect.ts), except backward to the input with a stride, which stays an implicit GEMM. Max pooling saves the argmax; its backward gathers, per input element,
 // the windows whose argmax it is (deterministic, no atomics).
 import { OpError, describe, expectDtype, expectRank, type Meta } from '../shape.js';
 import { hostZeros } from '../host.js';
 import { gemm } from '../gemm.js';
+import { correlate, filterGrad } from '../convdirect.js';
 import { NEG_INF, bindings, grid, u32 } from '../wgsl.js';
 import type { Family, Pair } from './types.js';
 import { pair } from './util.js';
@@ -57,6 +59,11 @@ export const convOps = {
       const g = geometry('conv2d', x!.shape, w!.shape, stride, padding);
       const y = rt.empty(o!.shape, 'f32', 'conv2d');
       const OHW = g.OH * g.OW, KK = g.KH * g.KW;
+      if (!rt.tiledGemm) {
+        correlate(rt, 'conv2d', x!.buf('conv2d'), w!.buf('conv2d'), y.buf('conv2d'),
+          { ...g, C: g.Ci, O: g.Co, offH: -g.ph, offW: -g.pw, flipped: false });
+        return [y];
+      }
       gemm(rt, 'conv2d', {
         M: g.Co, N: g.N * OHW, K: g.Ci * KK, batch: 1,
         decls: bindings([{ name: 'X', type: 'f32' }, { name: 'Wt', type: 'f32' }, { name: 'Y', type: 'f32', write: true }]),
@@ -102,6 +109,12 @@ export const convOps = {
       const g = geometry(op, [dy!.shape[0]!, w!.shape[1]!, inputHW[0], inputHW[1]], w!.shape, stride, padding);
       const dx = rt.empty([g.N, g.Ci, g.H, g.W], 'f32', op);
       const HW = g.H * g.W, KK = g.KH * g.KW, OHW = g.OH * g.OW;
+      if (!rt.tiledGemm && g.sh === 1 && g.sw === 1) {
+        // With stride 1 the transposed convolution is a correlation of dy with the flipped filter.
+        correlate(rt, op, dy!.buf(op), w!.buf(op), dx.buf(op), { N: g.N, C: g.Co, H: g.OH, W: g.OW, O: g.Ci, OH: g.H, OW: g.W,
+          KH: g.KH, KW: g.KW, sh: 1, sw: 1, offH: g.ph - g.KH + 1, offW: g.pw - g.KW + 1, flipped: true });
+        return [dx];
+      }
       gemm(rt, op, {
         M: g.Ci, N: g.N * HW, K: g.Co * KK, batch: 1,
         decls: bindings([{ name: 'DY', type: 'f32' }, { name: 'Wt', type: 'f32' }, { name: 'DX', type: 'f32', write: true }]),
@@ -144,6 +157,10 @@ export const convOps = {
       const g = geometry(op, x!.shape, [dy!.shape[1]!, x!.shape[1]!, kernelHW[0], kernelHW[1]], stride, padding);
       const dw = rt.empty([g.Co, g.Ci, g.KH, g.KW], 'f32', op);
       const KK = g.KH * g.KW, OHW = g.OH * g.OW;
+      if (!rt.tiledGemm) {
+        filterGrad(rt, op, dy!.buf(op), x!.buf(op), dw.buf(op), g);
+        return [dw];
+      }
       gemm(rt, op, {
         M: g.Co, N: g.Ci * KK, K: g.N * OHW, batch: 1,
         decls: bindings([{ name: 'DY', type: 'f32' }, { name: 'X', type: 'f32' }, { name: 'DW', type: 'f32', write: true }]),

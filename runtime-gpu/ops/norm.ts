@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Layer normalisation over the last axis. Forward saves the mean and the inverse standard deviation per row;
-// backward uses them with one workgroup per row for dx and one invocation per column for dgamma and dbeta
-// (column sums in row order: deterministic, no atomics).
+// backward uses them for dx, row by row, and one invocation per column for dgamma and dbeta (column sums in row
+// order: deterministic, no atomics). Rows go to one workgroup each (a tree reduction in workgroup memory: real
+// GPUs) or to one invocation each (no barriers: SwiftShader), as the runtime's rowPerInvocation says.
 import { OpError, describe, expectDtype, fmt, type Meta } from '../shape.js';
 import { hostZeros } from '../host.js';
 import { bindings, f32, grid, u32 } from '../wgsl.js';
@@ -29,6 +30,11 @@ fn wgSum(v: f32, t: u32) -> f32 {
   workgroupBarrier();
   return r;
 }`;
+
+/** Per-invocation rows: vec4 loads when the row length allows, and the horizontal sum that goes with them. */
+function rowVec(D: number): { T: 'vec4f' | 'f32'; n: number; hsum: (v: string) => string } {
+  return D % 4 === 0 ? { T: 'vec4f', n: D / 4, hsum: (v) => `dot(${v}, vec4f(1.0))` } : { T: 'f32', n: D, hsum: (v) => v };
+}
 
 export const normOps = {
   layerNorm: {
@@ -77,7 +83,26 @@ ${WG_SUM}
   for (var d = t; d < ${u32(D)}; d += ${WGR}u) { y[base + d] = (x[base + d] - m) * rs * gamma[d] + beta[d]; }
   if (t == 0u) { mean[r] = m; rstd[r] = rs; }
 }`;
-      if (D > 0) rt.dispatch(code, [x!.buf(op), gamma!.buf(op), beta!.buf(op), y.buf(op), mean.buf(op), rstd.buf(op)], grid(R, 1));
+      const bufs = [x!.buf(op), gamma!.buf(op), beta!.buf(op), y.buf(op), mean.buf(op), rstd.buf(op)];
+      if (D === 0 || R === 0) return [y, mean, rstd];
+      if (rt.rowPerInvocation) {
+        const v = rowVec(D);
+        rt.dispatch(`${bindings([{ name: 'x', type: v.T }, { name: 'gamma', type: v.T }, { name: 'beta', type: v.T },
+          { name: 'y', type: v.T, write: true }, { name: 'mean', type: 'f32', write: true }, { name: 'rstd', type: 'f32', write: true }])}
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = gid.x + gid.y * nwg.x * 64u;
+  if (r >= ${u32(R)}) { return; }
+  let base = r * ${u32(v.n)};
+  var s = ${v.T}(0.0);
+  for (var c = 0u; c < ${u32(v.n)}; c++) { s += x[base + c]; }
+  let m = ${v.hsum('s')} / ${f32(D)};
+  var q = ${v.T}(0.0);
+  for (var c = 0u; c < ${u32(v.n)}; c++) { let e = x[base + c] - m; q += e * e; }
+  let rs = inverseSqrt(${v.hsum('q')} / ${f32(D)} + ${f32(eps)});
+  for (var c = 0u; c < ${u32(v.n)}; c++) { y[base + c] = (x[base + c] - m) * rs * gamma[c] + beta[c]; }
+  mean[r] = m; rstd[r] = rs;
+}`, bufs, grid(R, 64));
+      } else rt.dispatch(code, bufs, grid(R, 1));
       return [y, mean, rstd];
     },
     saves: 'x, gamma, and the per-row mean and inverse std (second and third outputs)',
@@ -150,7 +175,23 @@ ${WG_SUM}
   }
   dg[d] = sg; db[d] = sb;
 }`;
-      if (D > 0 && R > 0) rt.dispatch(rowCode, [x!.buf(op), gamma!.buf(op), mean!.buf(op), rstd!.buf(op), dy!.buf(op), dx.buf(op)], grid(R, 1));
+      const rowBufs = [x!.buf(op), gamma!.buf(op), mean!.buf(op), rstd!.buf(op), dy!.buf(op), dx.buf(op)];
+      if (D > 0 && R > 0 && rt.rowPerInvocation) {
+        const v = rowVec(D);
+        rt.dispatch(`${bindings([{ name: 'x', type: v.T }, { name: 'gamma', type: v.T }, { name: 'mean', type: 'f32' }, { name: 'rstd', type: 'f32' },
+          { name: 'dy', type: v.T }, { name: 'dx', type: v.T, write: true }])}
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let r = gid.x + gid.y * nwg.x * 64u;
+  if (r >= ${u32(R)}) { return; }
+  let base = r * ${u32(v.n)};
+  let m = mean[r]; let rs = rstd[r];
+  var sg = ${v.T}(0.0); var sgx = ${v.T}(0.0);
+  for (var c = 0u; c < ${u32(v.n)}; c++) { let gd = dy[base + c] * gamma[c]; sg += gd; sgx += gd * (x[base + c] - m); }
+  let mg = ${v.hsum('sg')} / ${f32(D)};
+  let mgx = ${v.hsum('sgx')} * rs / ${f32(D)};
+  for (var c = 0u; c < ${u32(v.n)}; c++) { dx[base + c] = rs * (dy[base + c] * gamma[c] - mg - (x[base + c] - m) * rs * mgx); }
+}`, rowBufs, grid(R, 64));
+      } else if (D > 0 && R > 0) rt.dispatch(rowCode, rowBufs, grid(R, 1));
       if (D > 0) rt.dispatch(colCode, [x!.buf(op), mean!.buf(op), rstd!.buf(op), dy!.buf(op), dg.buf(op), db.buf(op)], [Math.ceil(D / 64)]);
       return [dx, dg, db];
     },
