@@ -317,8 +317,7 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
       for (const v of n.getDeclarations()) {
         const nameNode = v.getNameNode();
         const vinit = v.getInitializer();
-        // `const [value, gradient] = valueAndGrad(f, a)(...args)`: the value is f(...args), the gradient
-        // grad(f, a)(...args), each a differentiable call (the primal runs twice; the code stays first order).
+        // `const [y, pb] = vjp(g, ...args)`, and `const [dx, dy] = pb(ct)` (see lowerVjp).
         if (Node.isArrayBindingPattern(nameNode) && vinit && Node.isCallExpression(vinit) && host.adOperator(vinit) === 'vjp') {
           lowerVjp(nameNode, vinit, v, out);
           continue;
@@ -335,6 +334,8 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
           });
           continue;
         }
+        // `const [value, gradient] = valueAndGrad(f, a)(...args)`: the value is f(...args), the gradient
+        // grad(f, a)(...args), each a differentiable call (the primal runs twice; the code stays first order).
         if (Node.isArrayBindingPattern(nameNode) && vinit && Node.isCallExpression(vinit) && Node.isCallExpression(vinit.getExpression()) &&
             host.adOperator(vinit.getExpression() as CallExpression) === 'valueAndGrad') {
           const op = vinit.getExpression() as CallExpression;
