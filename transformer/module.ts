@@ -4,7 +4,7 @@
 import { Node, SyntaxKind, type SourceFile, type CallExpression, type ImportDeclaration } from 'ts-morph';
 import type { TransformResult } from './compiler.js';
 import { Diagnostics } from './diagnostics.js';
-import type { Callee } from './ir.js';
+import { walkStmts, type Callee } from './ir.js';
 import { analyzeActivity } from './passes/activity.js';
 import { fence } from './passes/fence.js';
 import { classify, lowerFunction, type LowerHost } from './passes/lower.js';
@@ -252,6 +252,13 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
     const localTypes = new Map<string, string>();
     fnNode.forEachDescendant((d) => {
       if (Node.isVariableDeclaration(d) && classify(d.getType()) === 'arr') localTypes.set(d.getName(), d.getType().getText(d));
+    });
+    // Arrays the normalizer made (an array literal's temporary) have no declaration: typed by how they are made,
+    // so that the directional derivative, which declares them, stays in the subset for the second pass.
+    walkStmts(norm.body, (st) => {
+      if (st.k !== 'assign' && st.k !== 'decl') return;
+      const made = st.k === 'assign' ? st.value : st.init;
+      if ((made?.k === 'alloc' || made?.k === 'copy') && !localTypes.has(st.name)) localTypes.set(st.name, made.array === 'js' ? 'number[]' : 'Float64Array');
     });
     const sweeps = generate(norm, act, localTypes);
     for (const [k, v] of sweeps.externs) externs.set(k, v);

@@ -66,6 +66,11 @@ test('vjp inside a marked function keeps its arguments as they were at the call'
   assert.ok(r.ok, JSON.stringify(r));
 });
 
+test('both gradients of a pullback destructured once, of a function returning an array literal', () => {
+  const r = gradcheck(m.bothEntries, [[0.3, 0.7], 1.2] as never, { argnums: [0, 1], tolerance: 1e-6 });
+  assert.ok(r.ok, JSON.stringify(r));
+});
+
 test('perturbation confusion through vjp: d/dx [x · ∂/∂y (x·y)] = 2x', () => {
   assert.is(grad(m.confusionVjp)(3, 7), 6);
   assert.is(m.confusionVjp(3, 7), 9);

@@ -7,6 +7,7 @@ import { load } from '../support/compile.js';
 
 const m = await load('test/programs/scalar/second.ts');
 const models = await load('test/programs/scalar/models.ts');
+const nu5 = await load('test/programs/scalar/newuser5.ts');
 const close = (a: number, b: number, tol = 1e-10) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(a), Math.abs(b));
 
 test('Hessian of Rosenbrock matches the closed form', () => {
@@ -65,6 +66,14 @@ test('hvp equals the finite difference of the gradient along v', () => {
   const up = g(Float64Array.from(x, (xi, i) => xi + eps * v[i]!)) as Float64Array;
   const dn = g(Float64Array.from(x, (xi, i) => xi - eps * v[i]!)) as Float64Array;
   for (let i = 0; i < x.length; i++) assert.ok(close(Hv[i]!, (up[i]! - dn[i]!) / (2 * eps), 1e-6), `Hv[${i}]`);
+});
+
+test('hvp of a function whose scratch array is an array literal equals finite differences of the gradient', () => {
+  const x = [0.3, 0.7], v = [1, -0.5];
+  const Hv = hvp(nu5.literalScratch)(x, v) as Float64Array;
+  const g = grad(nu5.literalScratch), eps = 1e-6;
+  const up = g(x.map((xi, i) => xi + eps * v[i]!)) as Float64Array, dn = g(x.map((xi, i) => xi - eps * v[i]!)) as Float64Array;
+  for (let i = 0; i < 2; i++) assert.ok(close(Hv[i]!, (up[i]! - dn[i]!) / (2 * eps), 1e-6), `Hv[${i}] = ${Hv[i]}, finite differences ${(up[i]! - dn[i]!) / (2 * eps)}`);
 });
 
 test('hvp of logistic regression, a damped pendulum and heat diffusion equals finite differences of the gradient', () => {

@@ -326,12 +326,16 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
         if (pb && Node.isArrayBindingPattern(nameNode)) {
           const call = vinit as CallExpression;
           const ct = cotangentOf(pb, call, out);
+          // Every entry is asked for before deferring, so that the second pass has all of them.
+          let later = false;
           nameNode.getElements().forEach((el, i) => {
             if (Node.isOmittedExpression(el)) return;
             if (!Node.isIdentifier(el.getNameNode()) || el.getInitializer() || el.getDotDotDotToken()) fail(el, 'this element of the destructuring', 'each gradient must be a plain name', 'write const [dx, dy] = pb(cotangent)');
-            const c = vjpCallee(pb, i, call);
+            const c = vjpCallee(pb, i, call, false);
+            if (c === 'defer') { later = true; return; }
             out.push({ k: 'decl', name: declare(el, el.getName(), c.returns), type: c.returns, init: { k: 'call', callee: c, args: [...pb.args, ct] }, src: src(v) });
           });
+          if (later) throw new Defer();
           continue;
         }
         // `const [value, gradient] = valueAndGrad(f, a)(...args)`: the value is f(...args), the gradient
@@ -521,13 +525,15 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
     out.push({ k: 'decl', name, type: pb.returns, init: e, src: src(a[0]!) });
     return { k: 'var', name };
   };
-  const vjpCallee = (pb: PullbackBinding, index: number, at: Node): Callee => {
+  function vjpCallee(pb: PullbackBinding, index: number, at: Node): Callee;
+  function vjpCallee(pb: PullbackBinding, index: number, at: Node, deferNow: false): Callee | 'defer';
+  function vjpCallee(pb: PullbackBinding, index: number, at: Node, deferNow = true): Callee | 'defer' {
     if (index >= pb.params) fail(at, `gradient ${index} of '${pb.call.getArguments()[0]!.getText()}'`, `the function has ${pb.params} parameter(s)`, `read an entry below ${pb.params}`);
     const c = host.nestedVjp(pb.call, index);
-    if (c === 'defer') throw new Defer();
+    if (c === 'defer') { if (deferNow) throw new Defer(); return c; }
     if (c === 'ok' || 'unsupported' in c) fail(at, `'${at.getText()}'`, c === 'ok' ? 'no pullback was made' : c.unsupported, 'compute it outside the marked function');
     return c as Callee;
-  };
+  }
   /** `pb(ct)[k]` as an expression: the cotangent must not need a temporary, since no statement can be added here. */
   const pullbackCall = (pb: PullbackBinding, call: CallExpression, index: number, at: Node): Expr => {
     const a = call.getArguments();

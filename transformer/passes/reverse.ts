@@ -407,7 +407,9 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
             d = fresh('d');
             out.push(`// ∂ of: ${s.src.text}`, `const ${d} = ${bar(a)}[${Q(s.idx)}];`, `${bar(a)}[${Q(s.idx)}] = 0;`);
           }
-          if (elementsNeeded(a)) out.push(`${a}[${Q(s.idx)}] = $t.pop();`);
+          // The restore reads `a` itself: it must be in N, so that the reverse sweep has the array (an array
+          // literal's temporary is otherwise only reached through its alias).
+          if (elementsNeeded(a)) { reads.add(a); out.push(`${a}[${Q(s.idx)}] = $t.pop();`); }
           if (activeStore) prop(s.value, { k: 'var', name: d }, out);
           return out;
         }

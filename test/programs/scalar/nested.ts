@@ -113,3 +113,18 @@ export function confusionVjp(x: number, c: number): number {
   const [, pb] = vjp(times, x, c);
   return x * pb(1)[1];
 }
+
+/** Both gradients of one pullback, destructured where nothing else asks for them (the second pass must have both). @differentiable */
+export function bothEntries(x: number[], s: number): number {
+  const [y, pb] = vjp(literalField, x, s);
+  const [gx, gs] = pb(y);
+  return gx[0] * gx[1] + gs;
+}
+
+/** A vector function whose output is an array literal written element by element. @differentiable */
+export function literalField(x: number[], s: number): number[] {
+  const y = [0, 0];
+  y[0] = x[0] * s;
+  y[1] = Math.sin(x[1]) * x[0];
+  return y;
+}

@@ -56,3 +56,12 @@ export function recordsPerStep(x: Float64Array, n: number, h: number): number {
   }
   return y * y + v;
 }
+
+/** A scratch array made by an array literal, then written element by element (its temporary aliases it). */
+/** @differentiable */
+export function literalScratch(x: number[]): number {
+  const y = [0, 0];
+  y[0] = x[0] * x[1];
+  y[1] = Math.sin(x[1]) * x[0];
+  return y[0] * y[1];
+}
