@@ -7,7 +7,7 @@ import { Diagnostics } from './diagnostics.js';
 import { walkStmts, type Callee } from './ir.js';
 import { analyzeActivity } from './passes/activity.js';
 import { fence } from './passes/fence.js';
-import { classify, lowerFunction, type LowerHost } from './passes/lower.js';
+import { classify, lowerFunction, numericValue, type LowerHost } from './passes/lower.js';
 import { normalize } from './passes/normalize.js';
 import { generate, type Sweeps } from './passes/reverse.js';
 import { generateTangent } from './passes/forward.js';
@@ -156,7 +156,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
       let a = 0;
       if (argnums) {
         if (!Node.isNumericLiteral(argnums)) return { unsupported: 'argnums must be a number literal' };
-        a = Number(argnums.getLiteralValue());
+        a = numericValue(argnums);
       }
       const t = innerFunction(target, a);
       if ('unsupported' in t) return t;

@@ -111,6 +111,11 @@ check('softmax cross-entropy through an array-valued callee', nu4.crossEntropy, 
 check('a vector output from an array-valued callee', nu4.probs, () => [vec(4), rand(1.2, 1.8)]);
 check('a descending loop', nu5.descending, () => [vec(6), rand(0.5, 1.5)]);
 check('an array literal written element by element', nu5.literalScratch, () => [[rand(-1, 1), rand(-1, 1)]]);
+
+test('numeric literals with negative exponents keep their values (1e-9 is not 1)', () => {
+  assert.is(grad(nu5.smallConstants)(0.5), 2.5e-3 + 1);
+  assert.is(grad(nu5.smallConstants)(-0.5), 2.5e-3);
+});
 check('a loop stepping by 2 up to <=', nu5.stepTwo, () => [vec(7)]);
 check('a counter used after its loop, a fractional bound', nu5.counterAfter, () => [vec(7)]);
 check('a bound read from an array the loop writes', nu5.boundInArray, () => [vec(5)]);

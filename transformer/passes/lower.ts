@@ -3,7 +3,7 @@
 // the scalar subset with a diagnostic at the offending node (`file:line:col: <construct> is not
 // differentiable: <reason>; <what to do>`). Identifiers are resolved through the type checker: a local is
 // known by its declaration node, never by its spelling, so shadowed names get distinct IR names.
-import { Node, SyntaxKind, type Type, type Expression, type Statement, type CallExpression } from 'ts-morph';
+import { Node, SyntaxKind, type Type, type Expression, type Statement, type CallExpression, type NumericLiteral } from 'ts-morph';
 import type { Callee, Expr, Fn, Param, Src, Stmt, ValueType, ArithOp, CmpOp } from '../ir.js';
 import { Abandon, type Diagnostics } from '../diagnostics.js';
 import type { FnNode, Marked } from './select.js';
@@ -39,6 +39,14 @@ export interface LowerHost {
   calleeOf(id: Node): Callee | undefined;
   /** Which of pullback's operators a call's callee is (grad, valueAndGrad...), if any. */
   adOperator(call: CallExpression): string | undefined;
+}
+
+/**
+ * The value of a numeric literal, from its text. (ts-morph's getLiteralValue() reads `1e-12` as 1: every
+ * constant with a negative exponent came out wrong.) Underscores are separators; 0x, 0o and 0b are as in JS.
+ */
+export function numericValue(n: NumericLiteral): number {
+  return Number(n.getText().replace(/_/g, ''));
 }
 
 export function classify(type: Type): ValueType | undefined {
@@ -142,7 +150,7 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
     if (Node.isParenthesizedExpression(n) || Node.isAsExpression(n) || Node.isNonNullExpression(n) || Node.isSatisfiesExpression(n) || Node.isTypeAssertion(n)) {
       return expr(n.getExpression());
     }
-    if (Node.isNumericLiteral(n)) return { k: 'lit', v: Number(n.getLiteralValue()) };
+    if (Node.isNumericLiteral(n)) return { k: 'lit', v: numericValue(n) };
     if (n.getKind() === SyntaxKind.TrueKeyword) return { k: 'lit', v: true };
     if (n.getKind() === SyntaxKind.FalseKeyword) return { k: 'lit', v: false };
     if (Node.isIdentifier(n)) {
@@ -200,7 +208,7 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
       if (pb) {
         const k = n.getArgumentExpression();
         if (!k || !Node.isNumericLiteral(k)) fail(n, `'${n.getText()}'`, 'the entry of a pullback\'s result must be a number literal', `write ${inner.getText()}[0] or destructure: const [dx] = ${inner.getText()}`);
-        return pullbackCall(pb, inner as CallExpression, Number((k as import('ts-morph').NumericLiteral).getLiteralValue()), n);
+        return pullbackCall(pb, inner as CallExpression, numericValue(k as NumericLiteral), n);
       }
       const arr = expr(n.getExpression());
       const idx = n.getArgumentExpression();
@@ -268,7 +276,7 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
       if (name === 'slice' && args.length === 0 && classify(base.getType()) === 'arr') return { k: 'copy', src: expr(base), array: base.getType().getSymbol()?.getName() === 'Float64Array' ? 'f64' : 'js' };
       if (name === 'fill' && Node.isNewExpression(base) && base.getExpression().getText() === 'Array' && base.getArguments().length === 1) {
         const v = args[0];
-        if (!v || !Node.isNumericLiteral(v) || Number(v.getLiteralValue()) !== 0) fail(n, 'new Array(n).fill(v)', 'scratch arrays start at zero', 'use new Array(n).fill(0) and assign the elements');
+        if (!v || !Node.isNumericLiteral(v) || numericValue(v) !== 0) fail(n, 'new Array(n).fill(v)', 'scratch arrays start at zero', 'use new Array(n).fill(0) and assign the elements');
         return { k: 'alloc', len: expr(base.getArguments()[0]!), array: 'js' };
       }
     }

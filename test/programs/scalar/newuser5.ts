@@ -65,3 +65,10 @@ export function literalScratch(x: number[]): number {
   y[1] = Math.sin(x[1]) * x[0];
   return y[0] * y[1];
 }
+
+/** Constants written with negative exponents, in an expression and in a branch condition. */
+/** @differentiable */
+export function smallConstants(x: number): number {
+  const y = x > 1e-9 ? x * x : 0;
+  return 2.5e-3 * x + y;
+}
