@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Register-blocked matmul for aligned shapes: each invocation computes an 8x4 block of C with vec4 loads and no
-// workgroup memory or barriers. On SwiftShader (invocations are SIMD lanes of CPU threads, barriers are costly and
-// every load is a gather) this beats the shared-memory tiled kernel; on real GPUs it relies on the caches.
+// Register-blocked matmul for aligned shapes: each invocation computes an 8x4 block of C (16x4 on SwiftShader) with
+// vec4 loads and no workgroup memory or barriers. On SwiftShader (invocations are SIMD lanes of CPU threads,
+// barriers are costly and every load is a gather) this beats the shared-memory tiled kernel; on real GPUs it relies
+// on the caches.
 // Three layouts: NN (A [M,K], B [K,N]; K, N multiples of 4), NT (B [N,K]; K a multiple of 4) and
 // TN (A [K,M]; M, N multiples of 4). Rows past M are clamped on load and skipped on store.
 import type { GpuRuntime } from './runtime.js';
@@ -22,11 +23,12 @@ export interface Vec4Spec {
   a: GPUBuffer; b: GPUBuffer; c: GPUBuffer; pre: GPUBuffer | null;
 }
 
-const R = 8;
-
 export function matmulVec4(rt: GpuRuntime, s: Vec4Spec): void {
   const { layout, M, N, K } = s;
   if (M === 0 || N === 0 || s.batch === 0) return;
+  // Rows per invocation: 8 on real GPUs; 16 on SwiftShader (register-blocked GEMMs, tiledGemm off), where every
+  // load is a per-lane gather and a taller block amortises each B load over more FMAs (MLP step GEMMs 15-25% faster).
+  const R = rt.tiledGemm ? 8 : 16;
   const rows = [...Array(R).keys()];
   const N4 = Math.ceil(N / 4);
   const aOff = s.aBatched ? `bt * ${u32(M * K)}` : '0u';
@@ -58,16 +60,16 @@ export function matmulVec4(rt: GpuRuntime, s: Vec4Spec): void {
     ${rows.map((r) => `{ let a = A[a${r} + k4]; c${r} += vec4f(dot(a, b0), dot(a, b1), dot(a, b2), dot(a, b3)); }`).join('\n    ')}
   }`;
   } else {
-    // TN: A is [K, M]; a row k holds M/4 vec4s.
+    // TN: A is [K, M]; a row k holds M/4 vec4s, R/4 of them per invocation.
+    const quads = [...Array(R / 4).keys()];
     body = `
-  let ma = min(m / 4u, ${u32(M / 4 - 1)}); let mb = min(m / 4u + 1u, ${u32(M / 4 - 1)});
+  ${quads.map((q) => `let q${q} = min(m / 4u + ${q}u, ${u32(M / 4 - 1)});`).join(' ')}
   let ab = ${aOff} / 4u;
   let bb = ${bOff} / 4u + n4;
   for (var k = 0u; k < ${u32(K)}; k++) {
     let b = B[bb + k * ${u32(N / 4)}];
-    let lo = A[ab + k * ${u32(M / 4)} + ma]; let hi = A[ab + k * ${u32(M / 4)} + mb];
-    c0 += lo.x * b; c1 += lo.y * b; c2 += lo.z * b; c3 += lo.w * b;
-    c4 += hi.x * b; c5 += hi.y * b; c6 += hi.z * b; c7 += hi.w * b;
+    let ak = ab + k * ${u32(M / 4)};
+    ${quads.map((q) => `{ let a = A[ak + q${q}]; c${4 * q} += a.x * b; c${4 * q + 1} += a.y * b; c${4 * q + 2} += a.z * b; c${4 * q + 3} += a.w * b; }`).join('\n    ')}
   }`;
   }
   const act = s.activation === 'relu' ? 'max(r, vec4f(0.0))' : s.activation === 'gelu' ? 'vec4f(gelu_s(r.x), gelu_s(r.y), gelu_s(r.z), gelu_s(r.w))' : 'r';

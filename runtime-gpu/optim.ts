@@ -202,6 +202,12 @@ const PER_THREAD = 8;
 /** ...with at most this many workgroups per tensor (more elements: more per thread). */
 const MAX_REDUCE_GROUPS = 512;
 
+/**
+ * Updates: elements per invocation on SwiftShader (rowPerInvocation), where each workgroup costs a pass of a CPU
+ * thread over its invocations and fewer, longer workgroups run faster; one on real GPUs.
+ */
+const PER_INVOCATION = 16;
+
 /** A tensor's bindings in one packed dispatch: its buffers in role order, and its element count. */
 interface Item { bufs: GPUBuffer[]; n: number }
 interface Role { name: string; write: boolean }
@@ -222,14 +228,18 @@ function bufOf(op: string, rt: GpuRuntime, t: Tensor, what: string): GPUBuffer {
 
 /**
  * WGSL for one dispatch over several tensors: tensor j's buffers are `<role>j`, it owns workgroups
- * [first[j], first[j+1]), and `body` runs for each of its elements i < n (one invocation per element).
+ * [first[j], first[j+1]), and `body` runs for each of its elements i < n (`per` elements per invocation, a
+ * workgroup's width apart, so that adjacent invocations touch adjacent elements).
  */
-function packedUpdate(roles: readonly Role[], sizes: readonly number[], hyper: readonly string[], body: (b: (role: string) => string) => string): { code: string; groups: number } {
+function packedUpdate(roles: readonly Role[], sizes: readonly number[], hyper: readonly string[], body: (b: (role: string) => string) => string, per = 1): { code: string; groups: number } {
   const decl = bindings([...sizes.flatMap((_, j) => roles.map((r) => ({ name: `${r.name}${j}`, type: 'f32', write: r.write }))), { name: 'hp', type: 'f32' }]);
   let first = 0;
   const branches = sizes.map((n, j) => {
-    const g = Math.ceil(n / WG);
-    const text = `if (w < ${u32(first + g)}) { let i = (w - ${u32(first)}) * ${WG}u + lid.x; if (i < ${u32(n)}) { ${body((r) => `${r}${j}`)} } }`;
+    const g = Math.ceil(n / (WG * per));
+    const elem = `if (i < ${u32(n)}) { ${body((r) => `${r}${j}`)} }`;
+    const text = per === 1
+      ? `if (w < ${u32(first + g)}) { let i = (w - ${u32(first)}) * ${WG}u + lid.x; ${elem} }`
+      : `if (w < ${u32(first + g)}) { for (var e = 0u; e < ${per}u; e++) { let i = ((w - ${u32(first)}) * ${per}u + e) * ${WG}u + lid.x; ${elem} } }`;
     first += g;
     return text;
   });
@@ -250,7 +260,7 @@ function runPacked(rt: GpuRuntime, op: string, roles: readonly Role[], items: re
   const hp = rt.fromArray(hyperValues, [hyperValues.length]);
   try {
     for (const chunk of chunks(rt, live, roles.length, 1)) {
-      const { code, groups } = packedUpdate(roles, chunk.map((it) => it.n), hyperNames, body);
+      const { code, groups } = packedUpdate(roles, chunk.map((it) => it.n), hyperNames, body, rt.rowPerInvocation ? PER_INVOCATION : 1);
       rt.dispatch(code, [...chunk.flatMap((it) => it.bufs), hp.buf(op)], grid(groups, 1));
     }
   } finally {

@@ -102,13 +102,16 @@ export class GpuRuntime {
   batchSize: number;
   /**
    * GEMM style for convolutions and unaligned matmuls: workgroup-memory tiles (real GPUs) or register blocking
-   * without barriers (SwiftShader, where barriers are costly and caches do the tiling). Tests switch it to cover both.
+   * without barriers (SwiftShader, where barriers are costly and caches do the tiling). Aligned matmuls are register
+   * blocked on both, 8 rows per invocation with it on and 16 with it off. Tests switch it to cover both.
    */
   tiledGemm: boolean;
   /**
-   * Row-wise kernels (layerNorm, attention's softmax): one invocation per row with no barriers (SwiftShader, where
-   * a workgroup is a CPU thread and each barrier-separated step of a tree reduction costs a pass over the
-   * workgroup) or one workgroup per row with a reduction in workgroup memory (real GPUs). Tests switch it.
+   * Row-wise kernels (layerNorm, softmaxes and softmax-cross-entropy, reductions such as bias gradients): one
+   * invocation per row with no barriers (SwiftShader, where a workgroup is a CPU thread and each barrier-separated
+   * step of a tree reduction costs a pass over the workgroup) or one workgroup per row with a reduction in workgroup
+   * memory (real GPUs). Also the fused optimizer updates: 16 elements per invocation (fewer, longer workgroups) on
+   * SwiftShader, one on real GPUs. Tests switch it.
    */
   rowPerInvocation: boolean;
   /** Attention on short sequences through materialised per-head score matrices and GEMMs (default true). Tests switch it. */

@@ -66,9 +66,9 @@ function refReduce(x: HostTensor, axes: readonly number[], kind: Kind, scale = 1
 
 
 /**
- * One kernel for the three reductions. Many outputs or short rows: one invocation per output, looping over the
- * reduced elements (adjacent invocations read adjacent columns). Otherwise one workgroup per output, each
- * invocation folding a strided part of the row, then a tree in workgroup memory. The per-invocation and tree
+ * One kernel for the three reductions. Many outputs or short rows (on SwiftShader: most shapes): one invocation
+ * per output, looping over the reduced elements (adjacent invocations read adjacent columns). Otherwise one
+ * workgroup per output, each invocation folding a strided part of the row, then a tree in workgroup memory. The per-invocation and tree
  * steps are the same associative merge, so results do not depend on which path ran beyond rounding.
  */
 function gpuReduce(rt: GpuRuntime, op: string, x: Tensor, axes: readonly number[], kind: Kind, scale = 1): Tensor[] {
@@ -76,7 +76,10 @@ function gpuReduce(rt: GpuRuntime, op: string, x: Tensor, axes: readonly number[
   const out = rt.empty(p.kept, 'f32', op);
   const arg = kind === 'max' ? rt.empty(p.kept, 'i32', op) : null;
   if (p.nOut === 0) return arg ? [out, arg] : [out];
-  const perThread = p.nRed <= 64 || p.nOut >= 4096;
+  // SwiftShader (rowPerInvocation): a workgroup is a CPU thread and each step of the tree is a pass over it, so a
+  // column sum such as a bias gradient ([128, 256] over the batch: 256 trees) costs ~60 ms as trees and ~1 ms as
+  // loops; the tree stays only for long reductions into few outputs, where one loop would serialise the work.
+  const perThread = p.nRed <= 64 || p.nOut >= 4096 || (rt.rowPerInvocation && (p.nOut >= 64 || p.nRed <= 8192));
   const WGR = 128;
   // State: (a, b): sum: (s, -); max: (best, index as f32 bits); logsumexp: (m, s).
   const init = kind === 'sum' ? 'var a = 0.0; var b = 0u;' : kind === 'max' ? `var a = ${NEG_INF}; var b = ${u32(p.nRed)};` : `var a = ${NEG_INF}; var b = 0.0;`;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Softmax and log-softmax over the last axis, and fused softmax-cross-entropy with integer labels.
 // One workgroup per row: each invocation folds part of the row into an online (max, sum of exp) pair, the pairs are
-// merged in workgroup memory, then the row is written in a second sweep. Backward of the fused loss is
-// softmax - onehot, recomputed from the saved logsumexp: the Jacobian is never formed.
+// merged in workgroup memory, then the row is written in a second sweep (on SwiftShader: one invocation per row).
+// Backward of the fused loss is softmax - onehot, recomputed from the saved logsumexp: the Jacobian is never formed.
 import { OpError, describe, expectDtype, expectRank, type Meta } from '../shape.js';
 import { type HostTensor, hostZeros } from '../host.js';
 import type { GpuRuntime, Tensor } from '../runtime.js';
@@ -12,22 +12,53 @@ import { bin, un } from './util.js';
 
 const WGR = 64;
 
-/** WGSL: computes `m` (row max) and `l` (sum of exp(x - m)) of row `row` of x (C columns) across the workgroup. */
-function rowStatsWgsl(C: number): string {
-  return `
+/** How the body of a row kernel walks a row: a column loop's start and step, and the invocation that writes per-row results. */
+interface RowWalk { from: string; step: string; lead: string }
+
+/**
+ * A row kernel: `body` runs once per row with `row` and `st` = (row max, sum of exp(x - max)) in scope.
+ * One workgroup per row with a tree in workgroup memory (real GPUs), or, under the runtime's rowPerInvocation
+ * (SwiftShader: a workgroup is a CPU thread, each tree step a pass over it), one invocation per row and no barriers
+ * unless the rows are long and few.
+ */
+function rowKernel(rt: GpuRuntime, decls: string, C: number, rows: number, body: (w: RowWalk) => string): { code: string; groups: [number, number] } {
+  const perInvocation = rt.rowPerInvocation && (rows >= 64 || C <= 8192);
+  const fold = `
+    if (v > m) { l = l * exp(m - v) + 1.0; m = v; } else if (v != ${NEG_INF}) { l += exp(v - m); }`;
+  if (perInvocation) {
+    return { groups: grid(rows, 64), code: `${decls}
+fn rowStats(row: u32) -> vec2f {
+  var m = ${NEG_INF}; var l = 0.0;
+  for (var c = 0u; c < ${u32(C)}; c++) {
+    let v = x[row * ${u32(C)} + c];${fold}
+  }
+  return vec2f(m, l);
+}
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= ${u32(rows)}) { return; }
+  let st = rowStats(row);
+  ${body({ from: '0u', step: '1u', lead: 'true' })}
+}` };
+  }
+  return { groups: grid(rows, 1), code: `${decls}
 var<workgroup> sm: array<f32, ${WGR}>;
 var<workgroup> sl: array<f32, ${WGR}>;
 fn rowStats(row: u32, t: u32) -> vec2f {
   var m = ${NEG_INF}; var l = 0.0;
   for (var c = t; c < ${u32(C)}; c += ${WGR}u) {
-    let v = x[row * ${u32(C)} + c];
-    if (v > m) { l = l * exp(m - v) + 1.0; m = v; } else if (v != ${NEG_INF}) { l += exp(v - m); }
+    let v = x[row * ${u32(C)} + c];${fold}
   }
   ${workgroupMaxSumExp(WGR)}
   let r = vec2f(sm[0], sl[0]);
   workgroupBarrier();
   return r;
-}`;
+}
+@compute @workgroup_size(${WGR}) fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = wid.x + wid.y * nwg.x;
+  let st = rowStats(row, lid.x);
+  ${body({ from: 'lid.x', step: `${WGR}u`, lead: 'lid.x == 0u' })}
+}` };
 }
 
 function refRows(x: HostTensor, f: (row: Float64Array, lse: number, out: Float64Array) => void): HostTensor {
@@ -47,18 +78,13 @@ function gpuRows(rt: GpuRuntime, op: string, x: Tensor, log: boolean): Tensor {
   const C = x.shape[x.rank - 1] ?? 1;
   const rows = C === 0 ? 0 : x.size / C;
   const out = rt.empty(x.shape, 'f32', op);
-  const code = `${bindings([{ name: 'x', type: 'f32' }, { name: 'y', type: 'f32', write: true }])}
-${rowStatsWgsl(C)}
-@compute @workgroup_size(${WGR}) fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let row = wid.x + wid.y * nwg.x;
-  let st = rowStats(row, lid.x);
+  const { code, groups } = rowKernel(rt, bindings([{ name: 'x', type: 'f32' }, { name: 'y', type: 'f32', write: true }]), C, rows, (w) => `
   let lse = st.x + log(st.y);
-  for (var c = lid.x; c < ${u32(C)}; c += ${WGR}u) {
+  for (var c = ${w.from}; c < ${u32(C)}; c += ${w.step}) {
     let i = row * ${u32(C)} + c;
     y[i] = ${log ? 'x[i] - lse' : 'exp(x[i] - lse)'};
-  }
-}`;
-  rt.dispatch(code, [x.buf(op), out.buf(op)], grid(rows, 1));
+  }`);
+  rt.dispatch(code, [x.buf(op), out.buf(op)], groups);
   return out;
 }
 
@@ -126,20 +152,16 @@ export const softmaxOps = {
       const op = 'softmaxCrossEntropy';
       const [N, C] = logits!.shape as [number, number];
       const loss = rt.empty([N], 'f32', op), lse = rt.empty([N], 'f32', op);
-      const code = `${bindings([{ name: 'x', type: 'f32' }, { name: 'labels', type: 'i32' }, { name: 'loss', type: 'f32', write: true }, { name: 'lse', type: 'f32', write: true }])}
-${rowStatsWgsl(C)}
-@compute @workgroup_size(${WGR}) fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let row = wid.x + wid.y * nwg.x;
-  let st = rowStats(row, lid.x);
-  if (lid.x == 0u) {
+      const decls = bindings([{ name: 'x', type: 'f32' }, { name: 'labels', type: 'i32' }, { name: 'loss', type: 'f32', write: true }, { name: 'lse', type: 'f32', write: true }]);
+      const { code, groups } = rowKernel(rt, decls, C, N, (w) => `
+  if (${w.lead}) {
     let z = st.x + log(st.y);
     let label = labels[row];
     lse[row] = z;
     // Out-of-range labels cannot throw on the GPU: they give NaN.
     if (label < 0 || label >= ${C}i) { loss[row] = bitcast<f32>(NAN_BITS); } else { loss[row] = z - x[row * ${u32(C)} + u32(label)]; }
-  }
-}`;
-      rt.dispatch(code, [logits!.buf(op), labels!.buf(op), loss.buf(op), lse.buf(op)], grid(N, 1));
+  }`);
+      rt.dispatch(code, [logits!.buf(op), labels!.buf(op), loss.buf(op), lse.buf(op)], groups);
       return [loss, lse];
     },
     saves: 'logits, labels and the per-row logsumexp (second output)',

@@ -20,6 +20,8 @@ const FLAGS: Partial<Record<string, Flag[]>> = {
   matmul: ['tiledGemm'], conv2d: ['tiledGemm'], conv2dBackwardInput: ['tiledGemm'], conv2dBackwardFilter: ['tiledGemm'],
   attention: ['shortAttention', 'rowPerInvocation'], attentionBackward: ['shortAttention'],
   layerNorm: ['rowPerInvocation'], layerNormBackward: ['rowPerInvocation'],
+  sum: ['rowPerInvocation'], max: ['rowPerInvocation'], logsumexp: ['rowPerInvocation'],
+  softmax: ['rowPerInvocation'], logSoftmax: ['rowPerInvocation'], softmaxCrossEntropy: ['rowPerInvocation'],
 };
 const settings = (flags: Flag[]): Partial<Record<Flag, boolean>>[] =>
   flags.reduce<Partial<Record<Flag, boolean>>[]>((acc, f) => acc.flatMap((s) => [{ ...s, [f]: true }, { ...s, [f]: false }]), [{}]);
@@ -43,6 +45,21 @@ const variants: Case[] = [
     const [, mean, rstd] = run(referenceBackend, 'layerNorm', [x!, g!, b!], {});
     return [x!, g!, mean!, rstd!, dy!];
   }, rtol: 1e-3, atol: 1e-4 })),
+  // vec4 matmuls with M across the 8-row (hardware) and 16-row (SwiftShader) blocks, ragged at the end.
+  { op: 'matmul', label: 'vec4 NN [37, 8] x [8, 12] + [12], relu', attrs: { activation: 'relu' }, inputs: r([37, 8], [8, 12], [12]) },
+  { op: 'matmul', label: 'vec4 TN [5, 36]ᵀ x [5, 8]', attrs: { transA: true }, inputs: r([5, 36], [5, 8]) },
+  { op: 'matmul', label: 'vec4 TN batched [2, 3, 20]ᵀ x [2, 3, 4]', attrs: { transA: true }, inputs: r([2, 3, 20], [2, 3, 4]) },
+  { op: 'matmul', label: 'vec4 NT [19, 8] x [5, 8]ᵀ', attrs: { transB: true }, inputs: r([19, 8], [5, 8]) },
+  // Reductions: column sums (a bias gradient) loop per invocation on SwiftShader and use trees otherwise; a long
+  // reduction into one output keeps the tree on both.
+  { op: 'sum', label: 'columns [131, 67] axis 0 (bias gradient)', attrs: { axes: [0] }, inputs: r([131, 67]) },
+  { op: 'sum', label: 'long [3, 9001] all, scale 1/27003', attrs: { scale: 1 / 27003 }, inputs: r([3, 9001]) },
+  { op: 'max', label: 'columns [97, 65] axis 0', attrs: { axes: [0] }, inputs: r([97, 65]) },
+  { op: 'logsumexp', label: 'columns [2, 129, 33] axes 0, 1', attrs: { axes: [0, 1] }, inputs: r([2, 129, 33]) },
+  // Row softmaxes: many rows run one per invocation on SwiftShader; few long rows keep the workgroup tree.
+  { op: 'softmax', label: 'rows [67, 10]', attrs: {}, inputs: r([67, 10]) },
+  { op: 'logSoftmax', label: 'few long rows [2, 9000]', attrs: {}, inputs: r([2, 9000]) },
+  { op: 'softmaxCrossEntropy', label: 'rows [129, 10]', attrs: {}, inputs: (rng) => [rand(rng, [129, 10]), rand(rng, [129], 'int', 'i32', 10)] },
   ...[false, true].map((causal): Case => ({ op: 'attention', label: `short path ${causal ? 'causal ' : ''}q [5, 17, 4], k [5, 20, 4], v [5, 20, 8] (85 rows)`, attrs: { causal }, inputs: r([5, 17, 4], [5, 20, 4], [5, 20, 8]) })),
 ];
 

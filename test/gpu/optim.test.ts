@@ -23,8 +23,21 @@ if (!rt) {
   test.skip('fused optimizer kernels on WebGPU (no adapter: see the message above)', () => {});
 } else {
   const R = rt;
+  /**
+   * The update kernels run one element per invocation (real GPUs) or 16 (SwiftShader: rowPerInvocation): each
+   * update test runs under both.
+   */
+  const styles = (name: string, fn: () => Promise<void>) => {
+    for (const rowPerInvocation of [true, false]) {
+      test(`${name} (rowPerInvocation = ${rowPerInvocation})`, async () => {
+        const saved = R.rowPerInvocation;
+        R.rowPerInvocation = rowPerInvocation;
+        try { await fn(); } finally { R.rowPerInvocation = saved; }
+      });
+    }
+  };
 
-  test('sgdStep: momentum, nesterov, weight decay and gradScale over 3 steps, packed dispatches', async () => {
+  styles('sgdStep: momentum, nesterov, weight decay and gradScale over 3 steps, packed dispatches', async () => {
     const cases: SgdCase[] = [
       { momentum: 0, nesterov: false, weightDecay: 0, gradScale: 1 },
       { momentum: 0.9, nesterov: false, weightDecay: 0, gradScale: 1 },
@@ -59,7 +72,7 @@ if (!rt) {
     }
   });
 
-  test('adamStep: Adam (L2) and AdamW (decoupled), bias correction over 3 steps, gradScale', async () => {
+  styles('adamStep: Adam (L2) and AdamW (decoupled), bias correction over 3 steps, gradScale', async () => {
     const base = { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
     const cases: AdamCase[] = [
       { ...base, weightDecay: 0, decoupled: false, gradScale: 1 },
@@ -92,7 +105,7 @@ if (!rt) {
     }
   });
 
-  test('many small tensors: every one is updated once, whatever dispatch packs it', async () => {
+  styles('many small tensors: every one is updated once, whatever dispatch packs it', async () => {
     const rng = new Rng(23);
     const sizes = Array.from({ length: 23 }, (_, i) => 1 + ((i * 37) % 300));
     const P = sizes.map((n) => randf(rng, n)), G = sizes.map((n) => randf(rng, n));
