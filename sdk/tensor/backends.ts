@@ -129,7 +129,7 @@ let warnedFallback = false;
 
 const FALLBACK_WARNING =
   'pullback: no hardware WebGPU adapter was found, so tensors run on the CPU backend (Wasm SIMD). ' +
-  "To run WebGPU on the CPU through SwiftShader instead (much slower; for testing), call init({ backend: 'webgpu', adapter: 'swiftshader' }) " +
+  "To run WebGPU on the CPU through SwiftShader instead (much slower; for testing), call setBackend('webgpu', { adapter: 'swiftshader' }) " +
   'or set PULLBACK_GPU_ADAPTER=swiftshader.';
 
 function cached<K>(map: Map<K, Promise<TensorBackend>>, key: K, make: () => Promise<TensorBackend>): Promise<TensorBackend> {

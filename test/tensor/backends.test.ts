@@ -211,7 +211,7 @@ test('auto: a hardware adapter, else the CPU backend with exactly one warning pe
     assert.is(second.name, 'cpu');
     assert.is(warnings.length, 1, `warnings: ${JSON.stringify(warnings)}`);
     assert.match(warnings[0]!, /no hardware WebGPU adapter was found, so tensors run on the CPU backend/);
-    assert.match(warnings[0]!, /init\(\{ backend: 'webgpu', adapter: 'swiftshader' \}\)/);
+    assert.match(warnings[0]!, /setBackend\('webgpu', \{ adapter: 'swiftshader' \}\)/);
   }
   assert.is(O.tensor([1]).backend.name, first.name);
 });
