@@ -4,6 +4,7 @@
 // function), and gradient checks: central finite differences in f64 on the reference backend, and on the f32
 // backends the same gradients against the reference's.
 import { existsSync } from 'node:fs';
+import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SWIFTSHADER_ICD } from '../../runtime-gpu/device.js';
 import { Session, type Tensor, type TensorBackend, currentBackend, within, type RecordedOp, tensorMemoryStats } from '../../sdk/tensor/engine.js';
@@ -29,6 +30,22 @@ export async function backendUnderTest(name: BackendUnderTest, file: string): Pr
   }
   await setBackend(name, name === 'webgpu' ? { adapter: envAdapter ?? 'swiftshader' } : {});
   return currentBackend();
+}
+
+/** A uvu suite, as the shared suites take it. */
+export type Suite = ReturnType<typeof suite>;
+
+/**
+ * Runs a suite of tensor tests on the backend `name` (made current, see backendUnderTest) from the test file
+ * `file`: `body` adds its tests to the suite `<title> on <name>`, which then runs. Where WebGPU cannot run here,
+ * the suite holds one skipped test that says why.
+ */
+export async function runSuiteOn(name: BackendUnderTest, file: string, title: string, body: (be: TensorBackend, test: Suite) => void): Promise<void> {
+  const be = await backendUnderTest(name, file);
+  const test = suite(`${title} on ${name}`);
+  if (be) body(be, test);
+  else test.skip(`${title} on ${name} (skipped: see the message above)`, () => {});
+  test.run();
 }
 
 /** rtol and atol of an f32 backend against values computed in f64 (by hand, or by the reference backend). */

@@ -5,15 +5,14 @@
 // keepDims, numbers lifted to constants), and that no auxiliary output outlives its call. Values computed by hand are
 // checked to 1e-6 (1e-12 for transcendental functions) on the f64 reference and to F32_TOL on the f32 backends;
 // gradients by finite differences in f64 on the reference, and against the reference's on the others.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Rng } from '../../runtime-gpu/rng.js';
 import { fromF16Bits, toF16Bits } from '../../runtime-gpu/float16.js';
 import { Tensor, constant, type TensorBackend } from '../../sdk/tensor/engine.js';
-import { referenceTensorBackend, useBackend } from '../../sdk/tensor/backends.js';
+import { referenceTensorBackend } from '../../sdk/tensor/backends.js';
 import * as O from '../../sdk/tensor/ops.js';
 import {
-  type BackendUnderTest, F32_TOL, backendUnderTest, expectTensor as expectWithin, gradcheckOn, liveTensors, throwsMatching, vjpOf,
+  type BackendUnderTest, type Suite, F32_TOL, runSuiteOn, expectTensor as expectWithin, gradcheckOn, liveTensors, throwsMatching, vjpOf,
 } from './helpers.js';
 
 const f32 = Math.fround;
@@ -26,21 +25,12 @@ function sample(shape: number[], seed: number): Tensor {
 }
 const H = 2 ** -10;
 
-/**
- * Runs the suite on the backend `name` (see backendUnderTest), from the test file `file`; when WebGPU cannot run
- * here, one skipped test that says why.
- */
-export async function runOpsSuite(name: BackendUnderTest, file: string): Promise<void> {
-  const be = await backendUnderTest(name, file);
-  if (be) { opsSuite(be); return; }
-  const skipped = suite(`tensor ops on ${name}`);
-  skipped.skip(`tensor ops on ${name} (skipped: see the message above)`, () => {});
-  skipped.run();
+/** Runs the suite on the backend `name` from the test file `file` (see runSuiteOn). */
+export function runOpsSuite(name: BackendUnderTest, file: string): Promise<void> {
+  return runSuiteOn(name, file, 'tensor ops', opsSuite);
 }
 
-function opsSuite(be: TensorBackend): void {
-  useBackend(be);
-  const test = suite(`tensor ops on ${be.name}`);
+function opsSuite(be: TensorBackend, test: Suite): void {
   const f64 = be === referenceTensorBackend;
   /** expectTensor with the tolerance raised to F32_TOL on an f32 backend. */
   const expectTensor = (what: string, x: Tensor, shape: readonly number[], want: readonly number[], rtol = 1e-6, atol = 1e-6): Promise<void> =>
@@ -488,5 +478,4 @@ function opsSuite(be: TensorBackend): void {
     await gradcheckOn('broadcastTo, sum', (a) => O.sum(O.broadcastTo(a!, [2, 2, 3]), [0, 2]), [x], H, 1e-5);
   });
 
-  test.run();
 }

@@ -5,30 +5,20 @@
 // (rules.test.ts: reference, rules.cpu.test.ts, rules.webgpu.test.ts): the conventions are exact values on
 // every backend; gradients are checked by finite differences in f64 on the reference and against the
 // reference's gradients on the f32 backends.
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { grad, gradcheck, explain, tensor, randn, maxPool2d, sum, clip, where, gt, mul, cast, memoryStats, type Tensor } from '../../sdk/index.js';
-import { referenceTensorBackend, toBackend, useBackend, withBackend } from '../../sdk/tensor/backends.js';
+import { referenceTensorBackend, toBackend, withBackend } from '../../sdk/tensor/backends.js';
 import type { TensorBackend } from '../../sdk/tensor/engine.js';
 import { load } from '../support/compile.js';
-import { type BackendUnderTest, F32_GRAD_TOL, backendUnderTest, close } from './helpers.js';
+import { type BackendUnderTest, type Suite, F32_GRAD_TOL, close, runSuiteOn } from './helpers.js';
 
 const m = await load('test/programs/tensor/rules.ts');
 
-export async function runRulesSuite(name: BackendUnderTest, file: string): Promise<void> {
-  const be = await backendUnderTest(name, file);
-  const test = suite(`tensor rules and conventions on ${name}`);
-  if (!be) {
-    test.skip(`tensor rules and conventions on ${name} (skipped: see the message above)`, () => {});
-    test.run();
-    return;
-  }
-  useBackend(be);
-  rulesSuite(be, test);
-  test.run();
+export function runRulesSuite(name: BackendUnderTest, file: string): Promise<void> {
+  return runSuiteOn(name, file, 'tensor rules and conventions', rulesSuite);
 }
 
-function rulesSuite(be: TensorBackend, test: ReturnType<typeof suite>): void {
+function rulesSuite(be: TensorBackend, test: Suite): void {
   const R = (shape: number[], seed: number, s = 0.5) => randn(shape, seed).mul(s);
   const values = async (t: unknown) => Array.from(await (t as Tensor).data());
   /** The gradients of f with respect to argnums: finite differences in f64 on the reference, else the reference's. */

@@ -523,14 +523,19 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
     }
     pullbacks.set(pbEl as import('ts-morph').BindingElement, { call, args, returns: valueCallee!.returns, params: valueCallee!.params.length });
   };
-  /** The cotangent of one pullback call, evaluated once (a temporary unless it is a plain local or a literal). */
-  const cotangentOf = (pb: PullbackBinding, call: CallExpression, out: Stmt[]): Expr => {
+  /** The one argument of a pullback call: the cotangent. */
+  const cotangentArg = (call: CallExpression): Node => {
     const a = call.getArguments();
     if (a.length !== 1) fail(call, `the call of the pullback '${call.getExpression().getText()}'`, `it passes ${a.length} arguments`, 'pass the cotangent, one value shaped like the output');
-    const e = expr(a[0]!);
+    return a[0]!;
+  };
+  /** The cotangent of one pullback call, evaluated once (a temporary unless it is a plain local or a literal). */
+  const cotangentOf = (pb: PullbackBinding, call: CallExpression, out: Stmt[]): Expr => {
+    const arg = cotangentArg(call);
+    const e = expr(arg);
     if (e.k === 'lit' || e.k === 'var') return e;
     const name = hidden('$ct', pb.returns);
-    out.push({ k: 'decl', name, type: pb.returns, init: e, src: src(a[0]!) });
+    out.push({ k: 'decl', name, type: pb.returns, init: e, src: src(arg) });
     return { k: 'var', name };
   };
   function vjpCallee(pb: PullbackBinding, index: number, at: Node): Callee;
@@ -544,9 +549,8 @@ export function lowerFunction(m: Marked, host: LowerHost): Fn | 'defer' | undefi
   }
   /** `pb(ct)[k]` as an expression: the cotangent must not need a temporary, since no statement can be added here. */
   const pullbackCall = (pb: PullbackBinding, call: CallExpression, index: number, at: Node): Expr => {
-    const a = call.getArguments();
-    if (a.length !== 1) fail(call, `the call of the pullback '${call.getExpression().getText()}'`, `it passes ${a.length} arguments`, 'pass the cotangent, one value shaped like the output');
-    return { k: 'call', callee: vjpCallee(pb, index, at), args: [...pb.args, expr(a[0]!)] };
+    const arg = cotangentArg(call);
+    return { k: 'call', callee: vjpCallee(pb, index, at), args: [...pb.args, expr(arg)] };
   };
 
   const lowerUpdate = (e: Node, out: Stmt[]): void => {
