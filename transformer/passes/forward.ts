@@ -79,6 +79,11 @@ export function generateTangent(n: Normalized, act: Activity, localTypes: Map<st
         });
         return sum;
       }
+      // The tangent of the branch taken (the other may not be defined there: `x > 0 ? Math.log(x) : 0`).
+      case 'cond': {
+        const ta = tan(e.a), tb = tan(e.b);
+        return isZero(ta) && isZero(tb) ? ZERO : { k: 'cond', c: e.c, a: ta, b: tb };
+      }
       default: return ZERO; // stopGradient, comparisons, lengths, calls of non-differentiable functions
     }
   };

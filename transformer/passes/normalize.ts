@@ -3,11 +3,12 @@
 //  - jumps become data: `break`, `continue` and early `return` set flags and the statements they skip are
 //    guarded by `if (!flag)`; a loop keeps one exit test at the end of its body. The reverse sweep then only
 //    has to replay branches and trip counts, which it records on the tape.
-//  - `?:` in a value becomes an if/else assigning a temporary, so that only the branch taken is differentiated;
+//  - `?:` in a value becomes an if/else assigning a temporary, so that only the branch taken is differentiated
+//    (a number-valued `?:` without calls stays: the reverse and tangent passes branch on it themselves);
 //  - calls of differentiable functions become statements of their own (`t = g(x)`), since their reverse
 //    sweep runs at a statement boundary;
 //  - array literals become an allocation and element stores; the result is one variable.
-import { varsOf, walkStmts, type Expr, type Fn, type Stmt, type ValueType } from '../ir.js';
+import { varsOf, walkExpr, walkStmts, type Expr, type Fn, type Stmt, type ValueType } from '../ir.js';
 
 export interface LoopExit {
   /** Tested at the end of every iteration; true: leave the loop (a break, or a return inside it). */
@@ -137,6 +138,13 @@ export function normalize(fn: Fn): Normalized {
     }
   };
 
+  /** No calls (a callee's sweeps run at statement boundaries) and nothing allocated: a pure expression. */
+  const plain = (e: Expr): boolean => {
+    let ok = true;
+    walkExpr(e, (x) => { if (x.k === 'call' || x.k === 'extcall' || x.k === 'arrlit' || x.k === 'alloc' || x.k === 'copy' || x.k === 'view') ok = false; });
+    return ok;
+  };
+
   // Values: pull `?:`, calls and array literals out of expressions into statements of their own.
   const pre: NStmt[] = [];
   const value = (e: Expr, src: Stmt['src'], top: boolean): Expr => {
@@ -144,6 +152,10 @@ export function normalize(fn: Fn): Normalized {
       case 'cond': {
         // An array-valued `c ? x : y` makes an array alias (its shadow follows), a number one a number.
         const type: ValueType = exprType(e.a) === 'arr' || exprType(e.b) === 'arr' ? 'arr' : 'num';
+        // A number-valued one without calls stays an expression: the reverse sweep differentiates the branch
+        // taken (`if (c) ... else ...` at the mirror point), and a constant that holds it, such as
+        // `const up = i > 0 ? i - 1 : i` in a stencil, is recomputed there instead of stored with its branch.
+        if (type === 'num' && plain(e)) return e;
         const t = fresh('$cond', type);
         const a: NStmt[] = [], b: NStmt[] = [];
         const saved = pre.splice(0);

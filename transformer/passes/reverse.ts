@@ -118,25 +118,59 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     if (src) group.set(find(t), find(src));
   });
 
+  // The top-level statement each element store sits in (see `lastRead`).
+  const storeTop = new Map<Stmt, number>();
+  n.body.forEach((top, i) => walkStmts([top], (x) => { if (x.k === 'store') storeTop.set(x, i); }));
+  // Alias groups whose arrays someone outside sees: a parameter (the caller's array, which the reverse sweep
+  // gives back as it was), or the returned array.
+  const outside = new Set([...fn.params.filter((p) => p.type === 'arr').map((p) => p.name), ...(fn.returns === 'arr' ? [n.result] : [])].map(find));
+
   let N = new Set<string>();
   let R = new Map<string, number>();
+  let g!: ReturnType<typeof sweepsWith>;
   // N (the variables the reverse sweep reads) and the recomputation choices depend on each other: iterate
   // until the reads are all in N. N only grows, so this ends after at most one round per variable.
-  for (let round = 0; round <= fn.locals.size + fn.params.length + 1; round++) {
+  let settled = false;
+  for (let round = 0; round <= fn.locals.size + fn.params.length + 1 && !settled; round++) {
     R = recomputable(n, N, sites);
-    const g = sweepsWith(N, R);
+    g = sweepsWith(N, R);
     let grew = false;
     for (const v of g.reads) if (!N.has(v)) { N.add(v); grew = true; }
-    if (!grew) return { fwd: g.fwd, rev: g.rev, externs };
-    N = new Set(N);
+    if (!grew) settled = true;
+    else N = new Set(N);
   }
-  throw new Error(`pullback internal error: the reverse sweep of ${fn.name} did not settle`);
+  if (!settled) throw new Error(`pullback internal error: the reverse sweep of ${fn.name} did not settle`);
+  // Then element stores whose old values no later part of the reverse sweep reads are not recorded: the sweeps
+  // are written again for the reads of the last version, and kept when their own reads are no earlier than
+  // the ones they were written for (a few rounds at most; otherwise every store stays recorded). Heat
+  // diffusion's gradient reads the field only after the time loop: its stencil's stores record nothing.
+  let assumed = g.lastRead;
+  for (let round = 0; round < 4; round++) {
+    const h = sweepsWith(N, R, assumed);
+    if ([...h.reads].some((v) => !N.has(v))) break;
+    if ([...h.lastRead].every(([grp, at]) => at >= (assumed.get(grp) ?? Infinity))) { g = h; break; }
+    assumed = h.lastRead;
+  }
+  return { fwd: g.fwd, rev: g.rev, externs };
 
-  function sweepsWith(N: Set<string>, R: Map<string, number>): { fwd: string; rev: string; reads: Set<string> } {
+  /**
+   * `lastRead`: for each alias group, the first top-level statement (in program order) whose reverse reads the
+   * group's elements, from an earlier version of the sweeps; an element store in a later statement need not be
+   * recorded, since everything that reads its old value runs before its reverse. Without it, every store into a
+   * group that the reverse sweep reads anywhere is recorded.
+   */
+  function sweepsWith(N: Set<string>, R: Map<string, number>, lastRead?: Map<string, number>): { fwd: string; rev: string; reads: Set<string>; lastRead: Map<string, number> } {
     const reads = new Set<string>();
+    const firstRead = new Map<string, number>();
+    /** The top-level statement whose reverse is being written (n.body.length: before the first). */
+    let curTop = n.body.length;
+    let depth = 0;
     let tmp = 0;
     const fresh = (base: string) => `$${base}${++tmp}`;
     const elementsNeeded = (a: string) => [...N].some((v) => isArr(v) && find(v) === find(a));
+    /** Whether the store `s` into array `a` records the element it overwrites. */
+    const recordsElement = (s: Stmt, a: string) => elementsNeeded(a) &&
+      (!lastRead || outside.has(find(a)) || (lastRead.get(find(a)) ?? Infinity) <= (storeTop.get(s) ?? -1));
     const needsSave = (v: string) => (isArr(v) ? (N.has(v) || act.active(v)) : N.has(v) && !R.has(v)) && !singleDef(v);
     const revInfo = new Map<Stmt, { flag?: boolean; count?: boolean }>();
     const dead = opts.gradient ? deadForGradient(n, N, R, typeOf) : new Set<Stmt>();
@@ -144,7 +178,13 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     const fwdHoist = new Map<string, string>();
 
     const pf: PrintHooks = { name: (v) => v, call: (e, args) => callFwd(e, args) };
-    const pr: PrintHooks = { name: (v) => { reads.add(v); return v; } };
+    const pr: PrintHooks = {
+      name: (v) => {
+        reads.add(v);
+        if (isArr(v)) { const r = find(v); if ((firstRead.get(r) ?? Infinity) > curTop) firstRead.set(r, curTop); }
+        return v;
+      },
+    };
     const P = (e: Expr) => printExpr(e, pf);
     const Q = (e: Expr) => printExpr(e, pr);
     const atomic = (e: Expr) => e.k === 'var' || e.k === 'lit' || e.k === 'ext';
@@ -409,7 +449,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
           }
           // The restore reads `a` itself: it must be in N, so that the reverse sweep has the array (an array
           // literal's temporary is otherwise only reached through its alias).
-          if (elementsNeeded(a)) { reads.add(a); out.push(`${a}[${Q(s.idx)}] = $t.pop();`); }
+          if (recordsElement(s, a)) { reads.add(a); out.push(`${a}[${Q(s.idx)}] = $t.pop();`); }
           if (activeStore) prop(s.value, { k: 'var', name: d }, out);
           return out;
         }
@@ -449,6 +489,14 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
     };
     const revList = (ss: NStmt[]): string[] => ss.slice().reverse().flatMap(revStmt);
     const revBlock = (ss: NStmt[]): string[] => {
+      const top = depth++ === 0;
+      try {
+        return revBlockIn(ss, top);
+      } finally {
+        depth--;
+      }
+    };
+    const revBlockIn = (ss: NStmt[], top: boolean): string[] => {
       const pre: string[] = [];
       const due = new Map<number, string[]>();
       for (const s of ss) {
@@ -465,6 +513,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       let held: string[] | null = null;
       let real = false;
       for (let k = ss.length - 1; k >= 0; k--) {
+        if (top) curTop = k;
         pendingRecompute = due.get(k) ?? null;
         restored = false;
         const s = ss[k]!;
@@ -525,7 +574,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
         case 'store': {
           const out: string[] = [];
           // The element's old value is read by the reverse sweep: keep it.
-          if (elementsNeeded(s.arr)) out.push(`$t.push(${s.arr}[${P(s.idx)}]);`);
+          if (recordsElement(s, s.arr)) out.push(`$t.push(${s.arr}[${P(s.idx)}]);`);
           out.push(`${s.arr}[${P(s.idx)}] = ${P(s.value)};`);
           return out;
         }
@@ -674,7 +723,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
       ]),
       '}',
     ].join('\n');
-    return { fwd, rev, reads };
+    return { fwd, rev, reads, lastRead: firstRead };
   }
 }
 
@@ -702,7 +751,7 @@ function recomputable(n: Normalized, N: Set<string>, sites: Map<string, { count:
   const pure = (e: Expr): boolean => {
     let ok = true;
     walkExpr(e, (x) => {
-      if (x.k === 'call' || x.k === 'alloc' || x.k === 'copy' || x.k === 'view' || x.k === 'arrlit' || x.k === 'cond') ok = false;
+      if (x.k === 'call' || x.k === 'alloc' || x.k === 'copy' || x.k === 'view' || x.k === 'arrlit') ok = false;
       if (x.k === 'extcall' && !x.fn.startsWith('(')) ok = false;
     });
     return ok;

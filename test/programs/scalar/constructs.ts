@@ -172,3 +172,51 @@ export function usesArrayCallee(x: Float64Array, c: number): number {
   for (const v of r) s += v * c;
   return s;
 }
+
+/**
+ * An explicit step on an n×n grid whose size is a number parameter read in indices, neighbours clamped at
+ * the edges with `?:`; nonlinear, so the reverse sweep reads the field inside the time loop. @differentiable
+ */
+export function stencil(u0: Float64Array, n: number, steps: number, k: number): number {
+  let u = Float64Array.from(u0);
+  let v = new Float64Array(u0.length);
+  for (let s = 0; s < steps; s++) {
+    for (let i = 0; i < n; i++) {
+      const up = i > 0 ? i - 1 : i;
+      for (let j = 0; j < n; j++) {
+        const left = j > 0 ? j - 1 : j, right = j < n - 1 ? j + 1 : j;
+        const c = u[i * n + j];
+        v[i * n + j] = c + k * (u[up * n + j] + u[i * n + left] + u[i * n + right] - 3 * c) + 0.05 * c * c;
+      }
+    }
+    const t = u;
+    u = v;
+    v = t;
+  }
+  let e = 0;
+  for (let p = 0; p < u.length; p++) e += u[p] * Math.sin(u[p]);
+  return e;
+}
+
+/**
+ * The same grid step, linear: the reverse sweep of the time loop reads no field value, so grad's forward
+ * sweep records none of the elements it overwrites (the field is read only by the final sum). @differentiable
+ */
+export function diffuse(u0: Float64Array, n: number, steps: number, k: number): number {
+  let u = Float64Array.from(u0);
+  let v = new Float64Array(u0.length);
+  for (let s = 0; s < steps; s++) {
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        const left = j > 0 ? j - 1 : j, right = j < n - 1 ? j + 1 : j;
+        v[i * n + j] = u[i * n + j] + k * (u[i * n + left] + u[i * n + right] - 2 * u[i * n + j]);
+      }
+    }
+    const t = u;
+    u = v;
+    v = t;
+  }
+  let e = 0;
+  for (let p = 0; p < u.length; p++) e += u[p] * u[p];
+  return e;
+}
