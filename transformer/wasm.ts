@@ -12,7 +12,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { AscAnswer, AscJob } from './asc-run.js';
-import type { Fn } from './ir.js';
+import { stmtExprs, varsOf, walkExpr, walkStmts, type Expr, type Fn } from './ir.js';
 import { NotLowerable, asName, helperShape, primalSource, toAssemblyScript, type AsPrinted, type AsScope, type HelperShape } from './passes/assemblyscript.js';
 import type { Normalized } from './passes/normalize.js';
 
@@ -112,12 +112,22 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
     },
   };
   const printed = new Map<string, AsPrinted>();
+  const intVersions = new Map<string, Set<string>>();
   for (const c of cands) {
     const why = precheck(c);
     if (why) { reasons.set(c.fn.prefix, why); continue; }
     try {
       const gradient = c.gfwd ? `\n\n${c.gfwd}${c.grev ? `\n\n${c.grev}` : ''}` : '';
       const r = toAssemblyScript(`${primalSource(c.norm)}\n\n${c.fwd}\n\n${c.rev}${gradient}`, scope);
+      const ints = integerParams(c);
+      if (ints.size) {
+        // The sweeps again with those parameters as integers; the wrappers choose per call (see IntVersion).
+        const v = toAssemblyScript(`${c.fwd}\n\n${c.rev}${gradient}`, scope, undefined, { params: ints, suffix: INT_SUFFIX });
+        r.text += `\n\n${v.text}`;
+        for (const f of v.calls) r.calls.add(f);
+        for (const [k, x] of v.constants) r.constants.set(k, x);
+        intVersions.set(c.fn.prefix, ints);
+      }
       printed.set(c.fn.prefix, r);
       reasons.set(c.fn.prefix, undefined);
     } catch (e) {
@@ -170,8 +180,9 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
   for (const c of cands) {
     const r = printed.get(c.fn.prefix);
     if (r) {
-      parts.push(`// ---- ${c.fn.name} (${c.fn.file.split('/').pop()}:${c.fn.line}) ----`, r.text, wrappers(c.fn));
-      if (c.gfwd) parts.push(wrappers(c.fn, c.grev ? '$grev' : '$rev'));
+      const ints = intVersions.get(c.fn.prefix);
+      parts.push(`// ---- ${c.fn.name} (${c.fn.file.split('/').pop()}:${c.fn.line}) ----`, r.text, wrappers(c.fn, undefined, ints));
+      if (c.gfwd) parts.push(wrappers(c.fn, c.grev ? '$grev' : '$rev', ints));
     }
   }
   return { source: parts.join('\n\n') + '\n', reasons };
@@ -213,7 +224,7 @@ function precheck(c: WasmCandidate): string | undefined {
  * the reverse sweep (it accumulates into them, as the JS sweep does into the caller's arrays), and reads the
  * adjoints from the same slots after it.
  */
-function wrappers(fn: Fn, gradient?: '$grev' | '$rev'): string {
+function wrappers(fn: Fn, gradient?: '$grev' | '$rev', ints?: Set<string>): string {
   // The gradient sweeps' wrappers ($gfwd$w, $grev$w) run f$gfwd and f$grev (or f$rev) and hand back the arrays'
   // adjoints only: grad holds the number parameters constant, and its adjoints start from zero.
   const F = gradient ? '$gfwd' : '$fwd', R = gradient ?? '$rev';
@@ -223,23 +234,51 @@ function wrappers(fn: Fn, gradient?: '$grev' | '$rev'): string {
   const numSig = nums.map((_, j) => `n${j}: f64`);
   const args = fn.params.map((p, i) => (p.type === 'arr' ? `a${i}` : `n${nums.indexOf(p)}`));
   const shadows = arrs.map(({ i }) => `s${i}`);
+  // With an integer version: it runs when every one of its integer parameters holds an integer.
+  const intArgs = fn.params.map((p, i) => (p.type !== 'num' ? `a${i}` : ints?.has(p.name) ? `<i64>n${nums.indexOf(p)}` : `n${nums.indexOf(p)}`));
+  const test = ints?.size ? fn.params.filter((p) => p.type === 'num' && ints.has(p.name)).map((p) => `$isInt(n${nums.indexOf(p)})`).join(' && ') : '';
+  const pick = (f: string, lead: string[], tail: string[], prefix: string) => (test
+    ? [`  if (${test}) ${prefix}${asName(`${fn.prefix}${f}${INT_SUFFIX}`)}(${[...lead, ...intArgs, ...tail].join(', ')});`,
+      `  else ${prefix}${asName(`${fn.prefix}${f}`)}(${[...lead, ...args, ...tail].join(', ')});`]
+    : [`  ${prefix}${asName(`${fn.prefix}${f}`)}(${[...lead, ...args, ...tail].join(', ')});`]);
   const fwd = [
     `export function ${fn.prefix}${F}$w(${['id: i32', ...arrs.map(({ i }) => `len${i}: i32`), ...numSig].join(', ')}): f64 {`,
     '  const fr = $frame(id);',
     ...arrs.flatMap(({ i }, j) => [`  const a${i} = $slot(fr, ${2 * j}, len${i});`, `  const s${i} = $slot(fr, ${2 * j + 1}, len${i});`]),
-    `  return ${asName(`${fn.prefix}${F}`)}(${['fr.tape', ...args, ...shadows].join(', ')});`,
+    ...(test ? ['  let r: f64;', ...pick(F, ['fr.tape'], shadows, 'r = '), '  return r;'] : pick(F, ['fr.tape'], shadows, 'return ')),
     '}',
   ];
   const rev = [
     `export function ${fn.prefix}${gradient ? '$grev' : '$rev'}$w(${['id: i32', ...numSig, 'seed: f64'].join(', ')}): f64 {`,
     '  const fr = $frameAt(id);',
     ...arrs.flatMap(({ i }, j) => [`  const a${i} = unchecked(fr.slots[${2 * j}]);`, `  const s${i} = unchecked(fr.slots[${2 * j + 1}]);`, ...(gradient ? [`  $zero(s${i});`] : [])]),
-    `  ${numOut === 1 ? 'const r = ' : ''}${asName(`${fn.prefix}${R}`)}(${['fr.tape', ...args, ...shadows, 'seed'].join(', ')});`,
+    ...(numOut === 1 ? ['  let r: f64;'] : []),
+    ...pick(R, ['fr.tape'], [...shadows, 'seed'], numOut === 1 ? 'r = ' : ''),
     ...(numOut > 1 ? [`  $outD(fr.tape, ${numOut});`] : []),
     `  return ${numOut === 1 ? 'r' : '0.0'};`,
     '}',
   ];
   return [...fwd, '', ...rev].join('\n');
+}
+
+const INT_SUFFIX = '$int';
+
+/**
+ * The number parameters worth an integer version of the sweeps: never assigned, and read where integers
+ * are wanted (an element index, an array length, a loop test), as a grid size or a step count is.
+ */
+function integerParams(c: WasmCandidate): Set<string> {
+  const nums = new Set(c.fn.params.filter((p) => p.type === 'num').map((p) => p.name));
+  const out = new Set<string>();
+  const note = (e: Expr | null | undefined) => { if (e) for (const v of varsOf(e)) if (nums.has(v)) out.add(v); };
+  walkStmts(c.norm.body, (s) => {
+    if ((s.k === 'assign' || s.k === 'decl') && nums.has(s.name)) nums.delete(s.name);
+    if (s.k === 'store') note(s.idx);
+    if (s.k === 'loop') note(s.cond);
+    for (const e of stmtExprs(s)) walkExpr(e, (x) => { if (x.k === 'index') note(x.idx); if (x.k === 'alloc') note(x.len); });
+  });
+  for (const v of out) if (!nums.has(v)) out.delete(v);
+  return out;
 }
 
 /** Compiles a file's functions to Wasm (or takes them from the cache). Never throws for the user's code. */

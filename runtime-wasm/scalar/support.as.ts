@@ -218,6 +218,15 @@ function $outOfRange(i: i64, n: i32): void {
   throw new RangeError('index ' + i.toString() + ' is out of range for an array of length ' + n.toString());
 }
 
+/**
+ * Whether a number argument is an integer small enough (|x| < 2^31) that i64 index arithmetic on it gives
+ * what JS's doubles give: the wrappers then run the integer version of the sweeps (see IntVersion in the
+ * transformer). NaN is not.
+ */
+@inline function $isInt(x: f64): bool {
+  return Math.abs(x) <= 2147483647.0 && Math.floor(x) == x;
+}
+
 /** JS truthiness of a number: neither 0 nor NaN. */
 @inline function $truthy(x: f64): bool {
   return x != 0 && x == x;

@@ -80,41 +80,48 @@ export function inputs(ad: Adjoint, len: number, lo: number, hi: number, square 
  * adjoint is finite (array lengths 5, 3, 8, 2, 4 are tried in turn; a function must be compared at least once).
  * Returns the names compared and the worst relative error; throws on a mismatch.
  */
-export function compareModule(mod: Record<string, unknown>, file: string, tolerance = 1e-12): { compared: string[]; js: string[]; worst: number; gradients: number } {
+export function compareModule(mod: Record<string, unknown>, file: string, tolerance = 1e-12): { compared: string[]; js: string[]; worst: number; gradients: number; integers: number } {
   const compared: string[] = [], js: string[] = [];
-  let worst = 0, gradients = 0;
+  let worst = 0, gradients = 0, integers = 0;
   for (const [name, f] of Object.entries(mod)) {
     const ad = adjoint(f);
     if (!ad) continue;
     if (ad.backend !== 'wasm') { js.push(name); continue; }
     let times = 0;
+    /** Compares the sweeps on `args` when the JS adjoint is finite there; false when it is not. */
+    const compare = (args: unknown[]): boolean => {
+      let ref: number[][];
+      try { ref = sweepOnce(ad, ad.js!, args); } catch { return false; }
+      if (!ref.flat().every(Number.isFinite)) return false;
+      const got = sweepOnce(ad, ad, args);
+      const err = relativeError(got, ref);
+      if (!(err <= tolerance)) throw new Error(`${file}: ${name}(${args.map(String).join('; ')}): the Wasm sweeps give ${JSON.stringify(got)}, the JS sweeps ${JSON.stringify(ref)} (relative error ${err})`);
+      worst = Math.max(worst, err);
+      // grad's own sweeps (number parameters held constant): the arrays' gradients must agree too.
+      if (ad.grad) {
+        const arrays = (x: number[][]) => ad.params.flatMap((k, i) => (k === 'arr' ? [x[i + 1]!] : []));
+        const g = sweepOnce(ad, ad.grad, args), errG = relativeError(arrays(g), arrays(ref));
+        if (!(errG <= tolerance)) throw new Error(`${file}: ${name}(${args.map(String).join('; ')}): the Wasm gradient sweeps give ${JSON.stringify(arrays(g))}, the JS sweeps ${JSON.stringify(arrays(ref))} (relative error ${errG})`);
+        worst = Math.max(worst, errG);
+        gradients++;
+      }
+      times++;
+      return true;
+    };
     // Numbers above 1 first (some programs loop until a value grows past a bound), small ones last (step sizes).
     for (const square of [false, true]) for (const [lo, hi] of [[1.05, 1.6], [0.2, 0.9], [0.01, 0.1]] as const) for (const len of [5, 3, 8, 2, 4]) {
       if (times >= 4) break;
-      {
-        const args = inputs(ad, len, lo, hi, square);
-        let ref: number[][];
-        try { ref = sweepOnce(ad, ad.js!, args); } catch { continue; }
-        if (!ref.flat().every(Number.isFinite)) continue;
-        const got = sweepOnce(ad, ad, args);
-        const err = relativeError(got, ref);
-        if (!(err <= tolerance)) throw new Error(`${file}: ${name}(${args.map(String).join('; ')}): the Wasm sweeps give ${JSON.stringify(got)}, the JS sweeps ${JSON.stringify(ref)} (relative error ${err})`);
-        worst = Math.max(worst, err);
-        // grad's own sweeps (number parameters held constant): the arrays' gradients must agree too.
-        if (ad.grad) {
-          const arrays = (x: number[][]) => ad.params.flatMap((k, i) => (k === 'arr' ? [x[i + 1]!] : []));
-          const g = sweepOnce(ad, ad.grad, args), errG = relativeError(arrays(g), arrays(ref));
-          if (!(errG <= tolerance)) throw new Error(`${file}: ${name}(${args.map(String).join('; ')}): the Wasm gradient sweeps give ${JSON.stringify(arrays(g))}, the JS sweeps ${JSON.stringify(arrays(ref))} (relative error ${errG})`);
-          worst = Math.max(worst, errG);
-          gradients++;
-        }
-        times++;
-      }
+      compare(inputs(ad, len, lo, hi, square));
+    }
+    // Integer values for every number parameter, as grid sizes and step counts are: a function that reads one
+    // in an index or a loop test has an integer version of its sweeps, which runs only then.
+    for (const int of [2, 3]) for (const len of [5, 9, 4]) {
+      if (compare(inputs(ad, len, 0, 1).map((a) => (typeof a === 'number' ? int : a)))) integers++;
     }
     if (!times) throw new Error(`${file}: ${name} runs on Wasm but no input tried gave a finite JS gradient to compare with`);
     compared.push(name);
   }
-  return { compared, js, worst, gradients };
+  return { compared, js, worst, gradients, integers };
 }
 
 /**
@@ -129,7 +136,7 @@ export async function parityTests(names: readonly string[]): Promise<void> {
     test(`${name}.ts: every function that runs on Wasm agrees with its JS adjoint`, () => {
       const r = compareModule(mod, file);
       assert.ok(r.compared.length > 0, `${file}: no function runs on Wasm (on JS: ${r.js.join(', ')})`);
-      console.log(`  ${name}.ts: ${r.compared.length} on Wasm (worst relative difference ${r.worst.toExponential(1)}, ${r.gradients} comparisons of the gradient sweeps), ${r.js.length} on JS`);
+      console.log(`  ${name}.ts: ${r.compared.length} on Wasm (worst relative difference ${r.worst.toExponential(1)}, ${r.gradients} comparisons of the gradient sweeps, ${r.integers} with integer number arguments), ${r.js.length} on JS`);
     });
   }
 }

@@ -135,10 +135,21 @@ export function helperShape(source: string, returns: 'num' | 'arr' | 'bool' | 'v
 }
 
 /**
+ * A version of the sweeps for number parameters that hold integers at run time (a grid size, a step count):
+ * those parameters are i64 in it, so that the index arithmetic that reads them (`u[i * n + j]`) stays in
+ * integers instead of converting to and from f64 at every element. Its functions are named with `suffix`;
+ * the exported wrappers pick it when the arguments are integers (see wasm.ts).
+ */
+export interface IntVersion {
+  params: Set<string>;
+  suffix: string;
+}
+
+/**
  * Re-prints TypeScript function declarations (generated sweeps, or `primalSource`) as AssemblyScript; `shape`
  * for the one plain function of the user's module in `source` (see helperShape).
  */
-export function toAssemblyScript(source: string, scope: AsScope, shape?: HelperShape): AsPrinted {
+export function toAssemblyScript(source: string, scope: AsScope, shape?: HelperShape, version?: IntVersion): AsPrinted {
   const sf = ts.createSourceFile('sweeps.ts', source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
   const calls = new Set<string>();
   const constants = new Map<string, number>();
@@ -148,8 +159,8 @@ export function toAssemblyScript(source: string, scope: AsScope, shape?: HelperS
     fns.push(st);
   }
   // The primal and both sweeps of one function share their variables' names: one analysis for all three.
-  const ints = integerLocals(fns);
-  return { text: fns.map((fn) => printFunction(fn, scope, calls, constants, ints, shape)).join('\n\n'), calls, constants };
+  const ints = integerLocals(fns, version?.params);
+  return { text: fns.map((fn) => printFunction(fn, scope, calls, constants, ints, shape, version)).join('\n\n'), calls, constants };
 }
 
 const isTapeCall = (n: ts.Node, names?: readonly string[]): n is ts.CallExpression => ts.isCallExpression(n) && ts.isPropertyAccessExpression(n.expression) &&
@@ -163,11 +174,11 @@ const smallInt = (v: number) => Number.isInteger(v) && Math.abs(v) <= 2 ** 31;
  * element addresses need no float conversion, the largest cost of the f64 counters this pass printed before.
  *
  * A name qualifies when every assignment to it, in every function that declares it, is an integer literal,
- * `.length`, another such variable, a sum or difference of those, `++`/`--`, or a restore from the tape of a
+ * `.length`, another such variable, a sum or difference of those, a `?:` between those, `++`/`--`, or a restore from the tape of a
  * value it held in the forward sweep (`$t.pop()`/`$t.popInt()`, the tape being a stack whose pushes of that
  * name were integers). Products are left out: a counter doubled each trip leaves 2^53 within 54 trips.
  */
-function integerLocals(fns: ts.FunctionDeclaration[]): Set<string> {
+function integerLocals(fns: ts.FunctionDeclaration[], intParams?: Set<string>): Set<string> {
   const candidates = new Set<string>();
   const excluded = new Set<string>();
   const params = new Set<string>();
@@ -196,9 +207,10 @@ function integerLocals(fns: ts.FunctionDeclaration[]): Set<string> {
     if (ts.isParenthesizedExpression(e)) return isInt(e.expression);
     if (ts.isNumericLiteral(e)) return smallInt(Number(e.text));
     if (ts.isPrefixUnaryExpression(e) && e.operator === ts.SyntaxKind.MinusToken && ts.isNumericLiteral(e.operand)) return smallInt(Number(e.operand.text));
-    if (ts.isIdentifier(e)) return ints.has(e.text);
+    if (ts.isIdentifier(e)) return ints.has(e.text) || !!intParams?.has(e.text);
     if (ts.isPropertyAccessExpression(e)) return e.name.text === 'length' && e.expression.getText() !== '$t';
     if (ts.isCallExpression(e)) return isTapeCall(e, ['popInt']);
+    if (ts.isConditionalExpression(e)) return isInt(e.whenTrue) && isInt(e.whenFalse);
     if (ts.isBinaryExpression(e)) {
       const op = e.operatorToken.kind;
       return (op === ts.SyntaxKind.PlusToken || op === ts.SyntaxKind.MinusToken) && isInt(e.left) && isInt(e.right);
@@ -226,7 +238,7 @@ interface V { s: string; t: Ty; lit?: number }
 
 const f64Lit = (v: number): string => (Number.isInteger(v) ? `${v}.0` : String(v));
 
-function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<string>, constants: Map<string, number>, ints: Set<string>, shape?: HelperShape): string {
+function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<string>, constants: Map<string, number>, ints: Set<string>, shape?: HelperShape, version?: IntVersion): string {
   const types = new Map<string, Ty>();
   /** Locals holding a rule's tuple of gradients: the kinds of its elements (element i is the local `<name>$g<i>`). */
   const tuples = new Map<string, ('f64' | 'arr')[]>();
@@ -603,8 +615,9 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
   const params = fn.parameters.map((p) => {
     const name = p.name.getText();
     if (name === 'this') return fail(p, 'a method');
-    const t = typeOf(p.type, p);
-    if (t === 'void') return fail(p, 'a void parameter');
+    const declared = typeOf(p.type, p);
+    if (declared === 'void') return fail(p, 'a void parameter');
+    const t = declared === 'f64' && version?.params.has(name) ? 'i64' : declared;
     types.set(name, t);
     return `${name}: ${asType[t]}`;
   });
@@ -617,5 +630,5 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
   const lines = body.statements.flatMap(stmt);
   const last = body.statements[body.statements.length - 1];
   if (cacheTape && !(last && ts.isReturnStatement(last))) lines.push('$t.sp = $$sp;');
-  return [`function ${asName(fn.name!.text)}(${params.join(', ')}): ${asType[ret]} {`, ...ind([...prologue, ...lines]), '}'].join('\n');
+  return [`function ${asName(fn.name!.text + (version?.suffix ?? ''))}(${params.join(', ')}): ${asType[ret]} {`, ...ind([...prologue, ...lines]), '}'].join('\n');
 }
