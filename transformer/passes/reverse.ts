@@ -477,6 +477,13 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
             out.push(`for (let ${k} = $t.popInt(); ${k} > 0; ${k}--) {`);
             if (upd.length) out.push(...indent([`if (!${ex}) {`, ...indent(upd), '}', `${ex} = false;`]));
           } else {
+            const carry = carryAdjacent(s, body);
+            if (carry) {
+              const trips = fresh('n');
+              out.push(...carry.before, `const ${trips} = $t.popInt();`, `for (let ${k} = ${trips}; ${k} > 0; ${k}--) {`, ...indent(upd), ...indent(carry.body), '}');
+              out.push(`if (${trips} > 0) ${carry.after}`, ...init);
+              return out;
+            }
             out.push(`for (let ${k} = $t.popInt(); ${k} > 0; ${k}--) {`);
             out.push(...indent(upd));
           }
@@ -486,6 +493,52 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
         case 'opaque': case 'break': case 'continue': case 'return': return [];
         default: return assertNever(s);
       }
+    };
+    /**
+     * Scalar replacement of an adjoint element that consecutive iterations both update. In the reverse of
+     * `for (i = a; ...; i++)`, iteration i adds to x_bar[i + 1] and x_bar[i] (Rosenbrock, a 1-D stencil), and
+     * iteration i - 1 adds to x_bar[i] again: a read-modify-write that waits for the store before it. The
+     * addition to x_bar[i] is kept in a local instead and added with the next iteration's (or after the last
+     * iteration), in the same order as before, so the sums are bit for bit the same (the local starts at -0,
+     * which adds nothing to any value). Only where the two lines are the body's only mentions of x_bar and
+     * no alias of x may share its adjoint array.
+     */
+    const carryAdjacent = (loop: Extract<NStmt, { k: 'loop' }>, body: string[]): { before: string[]; body: string[]; after: string } | undefined => {
+      const u = loop.update.length === 1 ? loop.update[0]! : undefined;
+      if (!u || u.k !== 'assign' || !invertible.has(u) || u.value.k !== 'bin' || u.value.op !== '+' || u.value.b.k !== 'lit' || u.value.b.v !== 1) return undefined;
+      const i = u.name;
+      const esc = (t: string) => t.replace(/[$]/g, '\\$');
+      const update = new RegExp(`^(\\S+)\\[${esc(i)}(?: ([+-]) (\\d+))?\\] ([+-])= (.+);$`);
+      const byArray = new Map<string, { line: number; offset: number; op: string; e: string }[]>();
+      body.forEach((l, line) => {
+        const m = update.exec(l);
+        if (!m) return;
+        const offset = m[2] ? (m[2] === '+' ? 1 : -1) * Number(m[3]) : 0;
+        byArray.set(m[1]!, [...(byArray.get(m[1]!) ?? []), { line, offset, op: m[4]!, e: m[5]! }]);
+      });
+      const primalOf = new Map([...bars].map(([v, b]) => [b, v]));
+      for (const [xb, ups] of byArray) {
+        const x = primalOf.get(xb);
+        if (!x || ups.length !== 2 || Math.abs(ups[0]!.offset - ups[1]!.offset) !== 1) continue;
+        const word = new RegExp(`(^|[^\\w$])${esc(xb)}(?![\\w$])`);
+        if (body.filter((l) => word.test(l)).length !== 2) continue;
+        const mates = [...bars].filter(([v, b]) => v !== x && find(v) === find(x) && body.some((l) => l.includes(b)));
+        if (mates.length) continue;
+        const [lo, hi] = ups[0]!.offset < ups[1]!.offset ? [ups[0]!, ups[1]!] : [ups[1]!, ups[0]!];
+        const c = fresh('carry');
+        const at = (o: number) => (o === 0 ? `${xb}[${i}]` : `${xb}[${i} ${o > 0 ? '+' : '-'} ${Math.abs(o)}]`);
+        // The carry read by the hi line is the previous iteration's: taken first when the lo line comes first.
+        const prev = lo.line < hi.line ? fresh('carried') : c;
+        const out = body.slice();
+        const atom = (e: string) => /^[\w$.]+$/.test(e);
+        const term = atom(hi.e) ? hi.e : `(${hi.e})`;
+        out[hi.line] = `${at(hi.offset)} = ${at(hi.offset)} + ${prev} ${hi.op} ${term};`;
+        out[lo.line] = `${c} = ${lo.op === '+' ? lo.e : atom(lo.e) ? `-${lo.e}` : `-(${lo.e})`};`;
+        if (prev !== c) out.unshift(`const ${prev} = ${c};`);
+        const note = `// ${at(lo.offset)}'s additions are carried in ${c} to the next iteration, where it is ${at(hi.offset)}`;
+        return { before: [note, `let ${c} = -0;`], body: out, after: `${at(lo.offset)} += ${c};` };
+      }
+      return undefined;
     };
     const revList = (ss: NStmt[]): string[] => ss.slice().reverse().flatMap(revStmt);
     const revBlock = (ss: NStmt[]): string[] => {
