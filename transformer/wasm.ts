@@ -339,10 +339,12 @@ function runAsc(job: AscJob): AscAnswer {
   w.worker.postMessage(job);
   const waited = Atomics.wait(w.signal, 0, 0, ASC_TIMEOUT_MS);
   const answer = receiveMessageOnPort(w.port)?.message as AscAnswer | undefined;
-  if (waited === 'timed-out' || !answer) {
-    // Timed out, or the worker died (it cannot load asc, or crashed): a fresh one for the next file.
+  if (waited === 'timed-out' || !answer || answer.ended) {
+    // Timed out, or the worker crashed (it answers that before it ends) or died without a word: a fresh one
+    // for the next file.
     void w.worker.terminate();
     asc = undefined;
+    if (answer && waited !== 'timed-out') return answer;
     return { ok: false, log: waited === 'timed-out' ? `asc took more than ${ASC_TIMEOUT_MS / 1000} s` : 'the asc worker stopped without an answer' };
   }
   // asc and binaryen hold about 250 MB after a file: let them go once the build is over.

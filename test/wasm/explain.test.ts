@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: MIT
 // explain(f) for Wasm-backed and JS-backed scalar functions, tape growth and the tape limit on Wasm,
 // re-entrancy, and the transform-time cache (an unchanged file does not run asc again).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { grad, valueAndGrad, gradcheck, explain, setWasmTapeLimit } from '../../sdk/index.js';
@@ -108,6 +113,31 @@ test('transform-time cache: transforming an unchanged file again does not run as
   assert.is(wasmStats.ascRuns, before.ascRuns, 'asc ran again');
   assert.is(wasmStats.cacheHits, before.cacheHits + 1);
   assert.ok(again.code.includes('function $pb$wasm()'));
+});
+
+test('a crash of the asc worker is reported at once, and the next file gets a new worker', () => {
+  // In a child process, so that the worker starts with the fault-injection variable set (see asc-run.ts).
+  const dir = mkdtempSync(join(tmpdir(), 'pullback-asc-'));
+  const script = `
+    import { createCompiler } from ${JSON.stringify(pathToFileURL(join(root, 'dist/transformer/compiler.js')).href)};
+    import { writeFileSync } from 'node:fs';
+    const src = (k) => '/** @differentiable */\\nexport function f(x: number): number { return x * x * ' + k + '; }\\n';
+    writeFileSync(${JSON.stringify(join(dir, 'a.ts'))}, src(3));
+    writeFileSync(${JSON.stringify(join(dir, 'b.ts'))}, src(5));
+    const c = createCompiler({ wasm: true, cacheDir: ${JSON.stringify(join(dir, 'cache'))} });
+    const t0 = Date.now();
+    const a = c.transform(${JSON.stringify(join(dir, 'a.ts'))});
+    const seconds = (Date.now() - t0) / 1000;
+    process.env.PULLBACK_ASC_FAULT = '';
+    const b = c.transform(${JSON.stringify(join(dir, 'b.ts'))});
+    console.log(JSON.stringify({ a: /asc crashed: Error: injected asc fault/.test(a.code), seconds, b: b.code.includes('function $pb$wasm()') }));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, PULLBACK_ASC_FAULT: 'crash' }, timeout: 100_000 });
+  rmSync(dir, { recursive: true, force: true });
+  assert.is(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { a: boolean; seconds: number; b: boolean };
+  assert.ok(out.a, 'the first file reports the crash as the reason it stays on JS');
+  assert.ok(out.seconds < 60, `the crash took ${out.seconds} s to be noticed (the worker timeout is 120 s)`);
+  assert.ok(out.b, 'the second file compiled on a new worker');
 });
 
 test('wasm: false turns the lowering off, with the reason in the registration', () => {
