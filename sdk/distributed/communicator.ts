@@ -23,6 +23,22 @@ export interface CommStats {
 }
 
 /**
+ * When one collective ran on this rank (for profiling: what overlapped with what). Times are ms on the clock that
+ * every thread of the process shares, performance.timeOrigin + performance.now().
+ */
+export interface CallTime {
+  /** 1-based number of the call on this rank: the first call is 1, and so on in the order made. */
+  seq: number;
+  kind: 'allReduce' | 'broadcast' | 'barrier' | 'commit';
+  /** Elements of the buffer. */
+  length: number;
+  /** When the caller made the call, when the progress thread started working on it, when it was done there. */
+  calledAt: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+/**
  * Collectives across the ranks of one job. Every rank makes the same calls in the same order.
  *
  * ```ts
@@ -70,6 +86,11 @@ export interface Communicator {
   close(): Promise<void>;
   /** Counts and times since the start. */
   stats(): CommStats;
+  /**
+   * When the most recent calls that succeeded ran (up to the last 256, oldest first); optional, for profiling. A
+   * world of one rank records none.
+   */
+  recentCalls?(): readonly CallTime[];
 }
 
 /**
@@ -102,6 +123,7 @@ export interface CommHooks {
 
 interface Pending {
   kind: Kind;
+  calledAt: number;
   user: Float32Array;
   staging: Float32Array;
   copyBack: boolean;
@@ -109,6 +131,8 @@ interface Pending {
   reject(e: unknown): void;
   settled: Promise<unknown>;
 }
+
+const KIND_OF = { [Kind.allReduce]: 'allReduce', [Kind.broadcast]: 'broadcast', [Kind.barrier]: 'barrier', [Kind.commit]: 'commit' } as const satisfies Record<Kind, CallTime['kind']>;
 
 /** Shared staging buffers, kept by length so a training loop reuses the same few each step. */
 class StagingPool {
@@ -135,6 +159,7 @@ export class SharedCommunicator implements Communicator {
   private readonly pending = new Map<number, Pending>();
   private readonly pool = new StagingPool();
   private readonly counts: CommStats = { allReduces: 0, broadcasts: 0, barriers: 0, commits: 0, bytes: 0, busyMs: 0, copyMs: 0 };
+  private readonly times: CallTime[] = [];
   private closing: Promise<void> | null = null;
   /** A call (or abort() itself) has told this rank's caller about the failure, so close() need not. */
   private reported = false;
@@ -175,6 +200,8 @@ export class SharedCommunicator implements Communicator {
 
   stats(): CommStats { return { ...this.counts }; }
 
+  recentCalls(): readonly CallTime[] { return this.times.slice(); }
+
   /** The failure that aborted the world, as a CommError, or null. */
   failure(): CommError | null {
     const info = this.mem.abortInfo();
@@ -214,7 +241,7 @@ export class SharedCommunicator implements Communicator {
     let resolve!: () => void, reject!: (e: unknown) => void;
     const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
     const settled = promise.then(() => undefined, () => undefined);
-    this.pending.set(seq, { kind, user: buf, staging, copyBack: !shared && receives && kind !== Kind.barrier && kind !== Kind.commit, resolve, reject, settled });
+    this.pending.set(seq, { kind, calledAt: performance.timeOrigin + started, user: buf, staging, copyBack: !shared && receives && kind !== Kind.barrier && kind !== Kind.commit, resolve, reject, settled });
     if (this.pending.size === 1) this.link.ref();
     this.link.post({ t: 'op', seq, kind, extra, buffer: staging.buffer as SharedArrayBuffer, offset: staging.byteOffset, length: staging.length });
     return promise;
@@ -232,6 +259,8 @@ export class SharedCommunicator implements Communicator {
       this.failAll();
       return;
     }
+    if (this.times.length === 256) this.times.shift();
+    this.times.push({ seq: reply.seq, kind: KIND_OF[p.kind], length: p.user.length, calledAt: p.calledAt, startedAt: reply.startedAt, endedAt: reply.endedAt });
     if (p.copyBack) {
       const started = performance.now();
       p.user.set(p.staging);

@@ -9,7 +9,9 @@
 // is full its all-reduce starts on the communicator's progress thread while this thread goes on with the backward
 // pass. Buckets are started in one order on every rank (a collective is matched by its place in the sequence):
 // the first step packs them in reverse tree order, then rank 0's observed order of finality is broadcast and the
-// buckets are rebuilt from it, as PyTorch's DistributedDataParallel does.
+// buckets are rebuilt from it, as PyTorch's DistributedDataParallel does; with it go the times of finality, from
+// which the gradients final at the very end get a small last bucket of their own (tailStart), since the last
+// bucket's all-reduce is the part of the communication that the backward pass cannot hide.
 //
 // Averaging. With gradReduce 'mean' (for losses with reduction 'mean') rank r's gradient is weighted by
 // W·b_r/B (b_r rows of B, W ranks) and the ranks' mean is taken, which is the gradient of the mean loss over the
@@ -79,6 +81,14 @@ export interface StepTiming {
   buckets: number;
   /** How many of them were started before the backward pass ended. */
   startedDuringBackward: number;
+  /** When this rank's backward pass ended, in ms on the clock every thread of the process shares (performance.timeOrigin + performance.now()). */
+  backwardEndAt: number;
+  /**
+   * Each bucket's all-reduce, in the order started, in ms relative to the end of this rank's backward pass (negative:
+   * before it): when this thread asked for it, when the communicator's progress thread started it, and when it was done
+   * there. Empty when the communicator does not record times (Communicator.recentCalls).
+   */
+  bucketTimes: { length: number; calledMs: number; startedMs: number; endedMs: number }[];
 }
 
 /** What {@link DataParallel.step} returns. */
@@ -184,27 +194,55 @@ class Layout {
   readonly buffers: Float32Array[] = [];
   /** Parameters per bucket. */
   readonly counts: number[] = [];
-  constructor(readonly leaves: readonly Tensor[], order: readonly number[], capacity: number, readonly learned: boolean) {
+  /**
+   * `order`: parameter indices in the order their gradients are packed; `finalMs`, when known (rank 0's first step),
+   * when each became final, in ms relative to the end of that backward pass, in the same order.
+   */
+  constructor(readonly leaves: readonly Tensor[], order: readonly number[], capacity: number, readonly learned: boolean, finalMs?: ArrayLike<number>) {
     this.bucket = new Int32Array(leaves.length);
     this.offset = new Int32Array(leaves.length);
+    const tail = finalMs ? tailStart(order.map((j) => leaves[j]!.size), finalMs, capacity) : -1;
     const sizes: number[] = [];
     let fill = 0;
-    for (const j of order) {
+    order.forEach((j, k) => {
       const n = leaves[j]!.size;
-      if (!sizes.length || (fill > 0 && fill + n > capacity)) { sizes.push(0); this.counts.push(0); fill = 0; }
+      if (!sizes.length || (fill > 0 && (fill + n > capacity || k === tail))) { sizes.push(0); this.counts.push(0); fill = 0; }
       const b = sizes.length - 1;
       this.bucket[j] = b;
       this.offset[j] = fill;
       fill += n;
       sizes[b] = fill;
       this.counts[b]!++;
-    }
+    });
     // Shared memory: the communicator's progress thread reduces in these buffers directly, with no copies.
     for (const n of sizes) this.buffers.push(new Float32Array(new SharedArrayBuffer(4 * n)));
   }
   same(leaves: readonly Tensor[]): boolean {
     return leaves.length === this.leaves.length && leaves.every((t, i) => t === this.leaves[i]);
   }
+}
+
+/** Of the tail gradients' share of a bucket, and of the backward pass a gap in finality must span to be cut at. */
+const TAIL_SHARE = 1 / 4, TAIL_GAP = 1 / 20;
+
+/**
+ * @internal Where the last bucket should start, or -1 for plain greedy packing: an index into `sizes` and `finalMs`,
+ * the sizes of the gradients in the order they are packed and when each became final. The last bucket's
+ * all-reduce is the one the backward pass cannot hide, and greedy packing may fill it with gradients that were final
+ * long before the end (the whole first block of a transformer, of which only the attention projections are final at
+ * the very end). So the last gradients, at most a quarter of a bucket, get a bucket of their own when they became
+ * final clearly later than the ones before them: cut at the widest gap in finality times among the possible cuts, if
+ * that gap spans at least a twentieth of the backward pass (from the first gradient final to the last). Gradients
+ * final together (a layer's weight and bias) stay together: splitting them would only add an all-reduce.
+ */
+export function tailStart(sizes: ArrayLike<number>, finalMs: ArrayLike<number>, capacity: number): number {
+  const m = sizes.length, span = finalMs[m - 1]! - finalMs[0]!;
+  let best = -1, widest = 0;
+  for (let k = m - 1, n = sizes[k]!; k > 0 && n <= capacity * TAIL_SHARE; n += sizes[--k]!) {
+    const gap = finalMs[k]! - finalMs[k - 1]!;
+    if (gap > widest) { best = k; widest = gap; }
+  }
+  return best > 0 && widest >= TAIL_GAP * span ? best : -1;
 }
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -276,13 +314,17 @@ class Trainer<P> implements DataParallel<P> {
     }
     const index = new Map(leaves.map((t, i) => [t, i]));
     const { args, rows, local, made } = this.split(batch);
+    const calls = this.comm.stats(), firstSeq = calls.allReduces + calls.broadcasts + calls.barriers + calls.commits + 1;
     const weight = this.gradReduce === 'mean' ? (local * this.worldSize) / rows : 1;
     const op: ReduceOp = this.gradReduce;
 
     // The hook: pack each final gradient into its bucket; a full bucket (and every one before it) starts reducing.
     const pending = Int32Array.from(layout.counts);
     const reductions: Promise<void>[] = [];
-    const order: number[] = [];
+    // When each gradient became final, on a clock that leaves out the time spent in this hook (copies, starting
+    // all-reduces), so the times describe the backward pass itself, whichever layout and overlap setting it ran with.
+    const order: number[] = [], finalAt: number[] = [];
+    let hookMs = 0;
     let next = 0, backwardDone = false, startedDuringBackward = 0;
     const L = layout;
     const start = (): void => {
@@ -297,12 +339,15 @@ class Trainer<P> implements DataParallel<P> {
     const onGradFinal = (leaf: Tensor, grad: Tensor): void => {
       const j = index.get(leaf);
       if (j === undefined) return;
+      const entered = performance.now();
       order.push(j);
+      finalAt.push(entered - hookMs);
       const src = hostValues(grad, 'dataParallel.step'), dst = L.buffers[L.bucket[j]!]!, at = L.offset[j]!;
       if (weight === 1) dst.set(src, at);
       else for (let i = 0; i < src.length; i++) dst[at + i] = src[i]! * weight;
       pending[L.bucket[j]!]!--;
       if (this.overlap) start();
+      hookMs += performance.now() - entered;
     };
 
     let loss: Tensor | undefined, grads: unknown;
@@ -310,11 +355,12 @@ class Trainer<P> implements DataParallel<P> {
       const r = tensorValueAndGrad(this.lossFn, undefined, [params, ...args], [0], { onGradFinal });
       loss = r.value; grads = r.grads[0];
       backwardDone = true;
-      const t1 = performance.now();
+      const t1 = performance.now(), backwardEndAt = performance.timeOrigin + t1;
       start();
       if (next !== pending.length) throw new Error(`the backward pass reported ${order.length} of ${leaves.length} parameter gradients`);
-      // After a first step, every rank packs its buckets in the order in which rank 0's gradients became final.
-      const learnt = L.learned ? null : Float32Array.from(order);
+      // After a first step, every rank packs its buckets in the order in which rank 0's gradients became final, and
+      // from when they did (ms before the end of the backward pass: f32 keeps them to well under a microsecond).
+      const learnt = L.learned ? null : Float32Array.from([...order, ...finalAt.map((t) => t - (t1 - hookMs))]);
       if (learnt) this.comm.broadcast(learnt, 0).catch(() => {}); // completes before the next call (in order)
       // The loss of the global batch, and a count of the ranks as a check that all took part.
       const lossValue = hostValues(loss, 'dataParallel.step')[0]!;
@@ -336,9 +382,12 @@ class Trainer<P> implements DataParallel<P> {
       const { lr } = await optimizer.step(params, grads);
       grads = undefined;
       const t3 = performance.now();
+      // The buckets' all-reduces were this step's first calls, numbered from firstSeq.
+      const bucketTimes = (this.comm.recentCalls?.() ?? []).filter((c) => c.kind === 'allReduce' && c.seq >= firstSeq && c.seq < firstSeq + pending.length)
+        .map((c) => ({ length: c.length, calledMs: c.calledAt - backwardEndAt, startedMs: c.startedAt - backwardEndAt, endedMs: c.endedAt - backwardEndAt }));
       return {
         loss: global[0]!, lr,
-        timing: { computeMs: t1 - t0, waitMs: t2 - t1, applyMs: t3 - t2, totalMs: t3 - t0, buckets: pending.length, startedDuringBackward },
+        timing: { computeMs: t1 - t0, waitMs: t2 - t1, applyMs: t3 - t2, totalMs: t3 - t0, buckets: pending.length, startedDuringBackward, backwardEndAt, bucketTimes },
       };
     } finally {
       loss?.dispose();
@@ -347,12 +396,13 @@ class Trainer<P> implements DataParallel<P> {
     }
   }
 
-  /** The buckets from rank 0's order of finality (broadcast into `order`). */
-  private relayout(leaves: Tensor[], order: Float32Array): void {
-    if (order.length !== leaves.length || new Set(order).size !== leaves.length || order.some((j) => !(j >= 0 && j < leaves.length))) {
-      throw new Error('rank 0 sent a bucket order that is not a permutation of the parameters');
+  /** The buckets from rank 0's order of finality and its times (broadcast into `learnt`). */
+  private relayout(leaves: Tensor[], learnt: Float32Array): void {
+    const m = leaves.length, order = learnt.subarray(0, m), finalMs = learnt.subarray(m);
+    if (learnt.length !== 2 * m || new Set(order).size !== m || order.some((j) => !(j >= 0 && j < m)) || finalMs.some((t) => !Number.isFinite(t))) {
+      throw new Error('rank 0 sent a bucket order that is not a permutation of the parameters with their times of finality');
     }
-    this.layout = new Layout(leaves, Array.from(order), this.capacity, true);
+    this.layout = new Layout(leaves, Array.from(order), this.capacity, true, finalMs);
   }
 
   /** This rank's slice of each batch Tensor (rank ≥ 1) along axis 0; other arguments as they are. */

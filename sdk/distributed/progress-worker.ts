@@ -4,7 +4,7 @@
 // keep computing (a synchronous backward pass, say) while the collective runs. One request at a time,
 // synchronously, in the order posted; requests that arrive meanwhile queue as messages.
 // The same file runs as a Node worker_threads Worker or as a module Web Worker.
-import { CommMemory, Ring, RingAborted, describe, type ProgressReply, type ProgressRequest } from './ring.js';
+import { CommMemory, Ring, RingAborted, describe, sharedNow, type ProgressReply, type ProgressRequest } from './ring.js';
 
 interface Port { post(message: ProgressReply): void; listen(handler: (message: ProgressRequest) => void): void }
 
@@ -29,13 +29,14 @@ port.listen((request) => {
     return;
   }
   if (!ring || !mem) throw new Error('pullback progress thread: an op arrived before init');
-  const started = performance.now();
+  const started = sharedNow();
   try {
     ring.run({ seq: request.seq, kind: request.kind, extra: request.extra, data: new Float32Array(request.buffer, request.offset, request.length) });
-    port.post({ t: 'done', seq: request.seq, ms: performance.now() - started });
+    const ended = sharedNow();
+    port.post({ t: 'done', seq: request.seq, ms: ended - started, startedAt: started, endedAt: ended });
   } catch (e) {
     // Anything but an abort is a bug here; it still must end the step on every rank, not hang them.
     if (!(e instanceof RingAborted)) mem.fail(ring.rank, `rank ${ring.rank}'s progress thread failed in call #${request.seq}: ${describe(e)}`);
-    port.post({ t: 'failed', seq: request.seq, ms: performance.now() - started });
+    port.post({ t: 'failed', seq: request.seq, ms: sharedNow() - started });
   }
 });

@@ -419,5 +419,12 @@ export type ProgressRequest =
   /** `buffer`, `offset` and `length` locate the data (shared memory) that the collective changes in place. */
   | { t: 'op'; seq: number; kind: Kind; extra: number; buffer: SharedArrayBuffer; offset: number; length: number };
 
-/** What a progress thread posts back: 'ready' once, then one 'done' or 'failed' per op, in order, with its time in ms. */
-export type ProgressReply = { t: 'ready' } | { t: 'done'; seq: number; ms: number } | { t: 'failed'; seq: number; ms: number };
+/**
+ * What a progress thread posts back: 'ready' once, then one 'done' or 'failed' per op, in order, with its time in ms;
+ * 'done' also says when the op started and ended, in ms on the clock every thread shares (performance.timeOrigin +
+ * performance.now(): each thread's performance.now() has its own origin).
+ */
+export type ProgressReply = { t: 'ready' } | { t: 'done'; seq: number; ms: number; startedAt: number; endedAt: number } | { t: 'failed'; seq: number; ms: number };
+
+/** performance.now() on the clock that every thread of a process shares (ms). */
+export function sharedNow(): number { return performance.timeOrigin + performance.now(); }

@@ -152,6 +152,28 @@ test('stats count calls, bytes and progress-thread time', async () => {
   await comm.close();
 });
 
+test('recentCalls: when each call ran, in order, on the clock every thread shares; a busy caller does not hold its calls up', async () => {
+  const calls: Call[] = [{ call: 'allReduce', length: 100_000, op: 'mean', seed: 1 }, { call: 'barrier' }, { call: 'broadcast', length: 10, root: 1, seed: 2 }, { call: 'commit' }];
+  const script: Script = { workers: 2, calls, busy: { rank: 0, ms: 300 } };
+  const comm = await launch({ workers: 2, entry, workerData: script });
+  const outcome = await runScript(comm, script);
+  const times = comm.recentCalls!();
+  assert.equal(Object.keys(outcome.busyUntil), ['0', '2'], 'busy after the all-reduce and the broadcast');
+  assert.equal(times.map((c) => [c.seq, c.kind, c.length]), [[1, 'allReduce', 100_000], [2, 'barrier', 0], [3, 'broadcast', 10], [4, 'commit', 0]]);
+  times.forEach((c, i) => {
+    // calledAt is this thread's clock, startedAt and endedAt the progress thread's: allow a little for them to differ.
+    assert.ok(c.calledAt <= c.startedAt + 0.5 && c.startedAt <= c.endedAt, `call ${i + 1}: ${JSON.stringify(c)}`);
+    if (i > 0) assert.ok(c.startedAt >= times[i - 1]!.endedAt, `call ${i + 1} started before call ${i} was done`);
+    // runScript keeps this thread busy for 300 ms after each all-reduce and broadcast; the progress thread is done long before.
+    if (outcome.busyUntil[i] !== undefined) assert.ok(c.endedAt < outcome.busyUntil[i]! - 100, `call ${i + 1} was done only ${(outcome.busyUntil[i]! - c.endedAt).toFixed(1)} ms before the busy spell ended (Date.now())`);
+  });
+  await comm.close();
+  const one = await launch({ workers: 1 });
+  await one.allReduce(new Float32Array(3));
+  assert.equal(one.recentCalls!(), [], 'a world of one rank records nothing');
+  await one.close();
+});
+
 test('bad arguments are refused on the calling rank, before anything is sent', async () => {
   assert.match((await rejection(launch({ workers: 0 }))).message, /workers must be an integer >= 1, got 0/);
   const comm = await launch({ workers: 1 });
@@ -273,7 +295,11 @@ test('commit, 3 ranks: a rank that exits before calling it makes the others reje
       assert.ok(e, `${kind}: rank ${r}'s commit resolved`);
       assert.is(e!.rank, 2);
       assert.match(e!.message, message);
-      assert.is(outcomes[r]!.results.length, 1, `${kind}: rank ${r} completed the all-reduce`);
+      // A rank that returns (code 0) fails the others only when they wait for it, in the commit. One that exits
+      // with an error code aborts the world at once: a rank still finishing the all-reduce (slow to be scheduled
+      // on a loaded machine) may see the abort there, with the same message.
+      if (kind === 'return') assert.is(outcomes[r]!.results.length, 1, `${kind}: rank ${r} completed the all-reduce`);
+      else assert.ok(outcomes[r]!.results.length <= 1, `${kind}: rank ${r}`);
       assert.ok(e!.afterMs < 5000, `${kind}: rank ${r} failed after ${e!.afterMs} ms; the timeout is 20 s`);
     }
   }

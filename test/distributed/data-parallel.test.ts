@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Tensor, init, sgd, tensor, valueAndGrad, dataParallel } from '../../sdk/index.js';
 import { load, root } from '../support/compile.js';
+import { rng } from '../support/rng.js';
+import { tailStart } from '../../sdk/distributed/data-parallel.js';
 
 type Dense = { w: Tensor; b: Tensor };
 const w = await load('test/distributed/fixtures/dp-worker.ts');
@@ -36,19 +38,23 @@ function close(what: string, got: readonly number[], want: readonly number[], rt
   if (worst >= 0) assert.unreachable(`${what}: element ${worst} is ${got[worst]}, expected ${want[worst]}`);
 }
 
-/** One SGD step of one worker on the whole batch from `initial`: the flattened parameters after it, and the loss. */
-async function oneWorker(cfg: Config, initial: number[]): Promise<{ params: number[]; loss: number }> {
+/** cfg.steps SGD steps of one worker on the whole batches from `initial`: the flattened parameters after them, and the losses. */
+async function oneWorker(cfg: Config, initial: number[]): Promise<{ params: number[]; losses: number[] }> {
   let at = 0;
   const params: Dense[] = SIZES.slice(1).map((n, i) => {
     const take = (shape: number[]) => { const k = shape.reduce((a, b) => a * b); const t = tensor(initial.slice(at, at + k), shape); at += k; return t; };
     return { w: take([SIZES[i]!, n]), b: take([n]) };
   });
-  const [x, y] = w.batchOf(cfg, 0) as [Tensor, Tensor];
-  const [loss, grads] = (cfg.scaled
-    ? valueAndGrad(m.scaledLoss)(params, x, y, w.scaleOf(cfg), cfg.reduction)
-    : valueAndGrad(m.mlpLoss)(params, x, y, cfg.reduction)) as unknown as [Tensor, Dense[]];
-  await sgd({ lr: 0.1 }).step(params, grads);
-  return { params: await w.flat(params), loss: await loss.item() };
+  const opt = sgd({ lr: 0.1 }), losses: number[] = [];
+  for (let k = 0; k < cfg.steps; k++) {
+    const [x, y] = w.batchOf(cfg, k) as [Tensor, Tensor];
+    const [loss, grads] = (cfg.scaled
+      ? valueAndGrad(m.scaledLoss)(params, x, y, w.scaleOf(cfg), cfg.reduction)
+      : valueAndGrad(m.mlpLoss)(params, x, y, cfg.reduction)) as unknown as [Tensor, Dense[]];
+    await opt.step(params, grads);
+    losses.push(await loss.item());
+  }
+  return { params: await w.flat(params), losses };
 }
 
 async function oneStepMatches(workers: number, batch: number, extra: Partial<Config> = {}): Promise<void> {
@@ -62,14 +68,72 @@ async function oneStepMatches(workers: number, batch: number, extra: Partial<Con
   }
   const want = await oneWorker(cfg, reports[0]!.initial);
   assert.ok(reports[0]!.final.some((v, i) => v !== reports[0]!.initial[i]), 'the step changed nothing');
-  close('parameters after one step', reports[0]!.final, want.params);
-  close('loss', [reports[0]!.losses[0]!], [want.loss]);
+  close(`parameters after ${cfg.steps} step(s)`, reports[0]!.final, want.params);
+  close('losses', reports[0]!.losses, want.losses);
 }
 
 test('2 workers, mean loss, equal slices: one step = one worker on the whole batch', () => oneStepMatches(2, 12));
 test('3 workers, mean loss, unequal slices (3, 2, 2 rows), reduced after backward: one step = one worker', () => oneStepMatches(3, 7, { overlap: false }));
 test('2 workers, a Tensor argument every rank needs whole (batchArgs): one step = one worker', () => oneStepMatches(2, 10, { scaled: true }));
 test('3 workers, summed loss (gradReduce sum), slices of 3, 3 and 4 rows, 16-float buckets: one step = one worker', () => oneStepMatches(3, 10, { reduction: 'sum', bucketBytes: 64 }));
+
+test('4 steps on 2 and 3 workers, buckets rebuilt from rank 0\'s order and times of finality after the first: = one worker on the whole batches', async () => {
+  await oneStepMatches(2, 12, { steps: 4 });
+  await oneStepMatches(3, 10, { steps: 4, bucketBytes: 256 });
+});
+
+test('StepTiming.bucketTimes: each bucket\'s all-reduce asked for, started and done in that order, relative to the end of backward', async () => {
+  for (const overlap of [true, false]) {
+    const reports: Report[] = await w.run({ ...base, workers: 2, batch: 12, steps: 3, bucketBytes: 256, overlap });
+    for (const r of reports) {
+      const what = `rank ${r.rank}, ${overlap ? 'overlapped' : 'after backward'}`;
+      assert.is(r.bucketTimes.length, r.buckets, `${what}: a time for every bucket`);
+      assert.is(r.bucketTimes.reduce((n, b) => n + b.length, 0), SIZES.slice(1).reduce((n, k, i) => n + (SIZES[i]! + 1) * k, 0), `${what}: the buckets hold every gradient`);
+      // Started and done come from the progress thread's clock: allow a little for the threads' clocks to differ.
+      for (const b of r.bucketTimes) assert.ok(b.calledMs <= b.startedMs + 0.5 && b.startedMs <= b.endedMs, `${what}: ${JSON.stringify(b)}`);
+      for (let k = 1; k < r.bucketTimes.length; k++) assert.ok(r.bucketTimes[k]!.startedMs >= r.bucketTimes[k - 1]!.endedMs, `${what}: bucket ${k} started before bucket ${k - 1} was done`);
+      const before = r.bucketTimes.filter((b) => b.calledMs < 0).length;
+      if (overlap) assert.ok(before >= r.buckets - 1, `${what}: ${before} of ${r.buckets} buckets asked for during backward`);
+      else assert.is(before, 0, `${what}: a bucket asked for during backward`);
+    }
+  }
+});
+
+test('tailStart: the gradients final at the very end get a last bucket of their own, at most a quarter of a bucket', () => {
+  // The first block of the 4-block transformer of bench/dp.ts (d 128), in the order and at the times (ms before the end
+  // of backward) its gradients became final: only the attention projections and the first layer norm are final at the end.
+  const block = [65536, 128, 65536, 512, 128, 128, 16384, 16384, 16384, 16384, 128, 128];
+  const blockMs = [-24, -24, -19.7, -19.6, -19.1, -19.1, -18.5, -5.6, -2.6, -1.6, -1.2, -1.2];
+  assert.is(tailStart(block, blockMs, 1 << 18), 7, 'cut before wv, at the widest gap (12.9 ms)');
+  assert.is(tailStart(block, blockMs, 140_000), 8, 'a quarter of a 140,000-float bucket holds wk, wq and the layer norm (33,024 floats)');
+  assert.is(tailStart(block, blockMs, 1 << 16), -1, 'a quarter of a 64 Ki-float bucket holds only the layer norm, final 0.4 ms after wq: no bucket of its own');
+  assert.is(tailStart(block, blockMs, 4), -1, 'not even the last gradient fits a quarter of the bucket');
+  // The MLP 784-256-256-10: the first layer's weight and bias are final together at the end; splitting them gains nothing.
+  assert.is(tailStart([2560, 10, 65536, 256, 200704, 256], [-2.6, -2.6, -1.6, -1.6, -0.07, -0.06], 1 << 18), -1);
+  assert.is(tailStart([5, 5, 5], [-3, -3, -3], 100), -1, 'all final at once');
+  assert.is(tailStart([5], [0], 100), -1, 'one parameter');
+  // Any cut holds at most a quarter of a bucket and sits at a gap of at least a twentieth of the backward pass, the widest of those possible.
+  const r = rng(7);
+  let cuts = 0;
+  for (let trial = 0; trial < 500; trial++) {
+    const m = 1 + Math.floor(r() * 12), sizes = Array.from({ length: m }, () => 1 + Math.floor(r() ** 3 * 5000));
+    let t = -100 * r();
+    const times = sizes.map(() => (t += r() < 0.3 ? 0 : r() ** 2 * 20));
+    const capacity = 1 + Math.floor(r() * 20000), k = tailStart(sizes, times, capacity);
+    const what = `sizes ${sizes}, times ${times.map((x) => x.toFixed(2))}, capacity ${capacity}: cut at ${k}`;
+    const gap = (j: number) => times[j]! - times[j - 1]!, enough = (times[m - 1]! - times[0]!) / 20;
+    const possible = Array.from({ length: m }, (_, j) => j).filter((j) => j > 0 && sizes.slice(j).reduce((a, b) => a + b) <= capacity / 4);
+    if (k < 0) {
+      for (const j of possible) assert.ok(gap(j) === 0 || gap(j) < enough, `${what}: a cut at ${j} spans a gap of ${gap(j)}`);
+      continue;
+    }
+    cuts++;
+    assert.ok(possible.includes(k), what);
+    assert.ok(gap(k) >= enough, what);
+    for (const j of possible) assert.ok(gap(j) <= gap(k), `${what}: a wider gap at ${j}`);
+  }
+  assert.ok(cuts > 100, `only ${cuts} of 500 random cases were cut`);
+});
 
 test('50 Adam steps on 3 workers: parameters bitwise identical on every rank, buckets started during backward, memory flat', async () => {
   const reports: Report[] = await w.run({ ...base, workers: 3, batch: 12, steps: 50, optimizer: 'adam', bucketBytes: 512 });
