@@ -33,8 +33,14 @@ export interface Adjoint {
    * The sweeps `grad` uses when only array parameters are differentiated (number parameters held constant,
    * the value not computed), where they differ from `fwd`/`rev`. Their tape records pair with each other only.
    */
-  grad?: { fwd: Adjoint['fwd']; rev: Adjoint['rev'] };
+  grad?: { fwd: Adjoint['fwd']; rev: Adjoint['rev']; direct?: DirectGradient };
 }
+
+/**
+ * The gradient with respect to array parameter `which` in one call, without a JS tape or adjoint arrays of its
+ * own (the Wasm gradient sweeps: both sweeps run back to back and the result is copied out of linear memory).
+ */
+export type DirectGradient = (args: ArrayLike<unknown>, which: number) => Float64Array;
 
 /** How generated code asks for the Wasm sweeps: the module of its file, and the function's generated prefix. */
 export interface WasmRequest {

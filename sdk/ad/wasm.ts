@@ -7,6 +7,7 @@
 // Each forward sweep takes a frame (its own tape and argument copies in linear memory) and pushes the
 // frame's number on the JS tape; the matching reverse sweep pops it, so nested and interleaved gradients
 // (a gradient inside a custom derivative, a JS caller running two Wasm callees) never share state.
+import type { DirectGradient } from './registry.js';
 import type { Tape } from './tape.js';
 
 type Exports = Record<string, any> & { memory: WebAssembly.Memory };
@@ -147,8 +148,11 @@ function copy(dst: Float64Array, src: Float64Array | number[], n: number): void 
   else dst.set(src instanceof Float64Array ? src.subarray(0, n) : src.slice(0, n));
 }
 
-/** fwd/rev over module `m`'s exports for the function generated with `prefix`. */
-export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, params: readonly ('num' | 'arr')[], gradient = false): { fwd: Sweep; rev: Sweep } {
+/**
+ * fwd/rev over module `m`'s exports for the function generated with `prefix`; for the gradient sweeps also
+ * `direct`, which runs both at once (see DirectGradient).
+ */
+export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, params: readonly ('num' | 'arr')[], gradient = false): { fwd: Sweep; rev: Sweep; direct?: DirectGradient } {
   // gradient: the sweeps grad runs ($gfwd$w/$grev$w), which return the arrays' adjoints only, and whose
   // adjoints start from zero (grad hands them new arrays): the caller's are not copied in.
   const F = m.exports![`${prefix}$${gradient ? 'g' : ''}fwd$w`] as Export;
@@ -217,7 +221,30 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
     m.release(id);
     return nOut === 1 ? r : undefined;
   }
-  return { fwd, rev };
+  /** Both gradient sweeps in one frame; the adjoint of array parameter `which` comes out as a new array. */
+  function direct(args: ArrayLike<unknown>, which: number): Float64Array {
+    const id = m.take();
+    try {
+      fa[0] = id;
+      for (let j = 0; j < nA; j++) {
+        const x = args[arr[j]!] as Float64Array | number[];
+        copy(m.slot(id, 2 * j, x.length), x, x.length);
+        fa[1 + j] = x.length;
+      }
+      for (let j = 0; j < nN; j++) ra[1 + j] = fa[1 + nA + j] = args[num[j]!] as number;
+      callWith(F, fa);
+      ra[0] = id;
+      ra[1 + nN] = 1;
+      callWith(R, ra);
+      const len = (args[which] as ArrayLike<number>).length;
+      return m.slot(id, 2 * arr.indexOf(which) + 1, len).slice();
+    } catch (e) {
+      throw m.failure(e, name);
+    } finally {
+      m.release(id);
+    }
+  }
+  return gradient ? { fwd, rev, direct } : { fwd, rev };
 }
 
 function decode(base64: string): Uint8Array<ArrayBuffer> {
