@@ -481,7 +481,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
             if (carry) {
               const trips = fresh('n');
               out.push(...carry.before, `const ${trips} = $t.popInt();`, `for (let ${k} = ${trips}; ${k} > 0; ${k}--) {`, ...indent(upd), ...indent(carry.body), '}');
-              out.push(`if (${trips} > 0) ${carry.after}`, ...init);
+              out.push(...(carry.after.length === 1 ? [`if (${trips} > 0) ${carry.after[0]}`] : [`if (${trips} > 0) {`, ...indent(carry.after), '}']), ...init);
               return out;
             }
             out.push(`for (let ${k} = $t.popInt(); ${k} > 0; ${k}--) {`);
@@ -503,7 +503,7 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
      * which adds nothing to any value). Only where the two lines are the body's only mentions of x_bar and
      * no alias of x may share its adjoint array.
      */
-    const carryAdjacent = (loop: Extract<NStmt, { k: 'loop' }>, body: string[]): { before: string[]; body: string[]; after: string } | undefined => {
+    const carryAdjacent = (loop: Extract<NStmt, { k: 'loop' }>, body: string[]): { before: string[]; body: string[]; after: string[] } | undefined => {
       const u = loop.update.length === 1 ? loop.update[0]! : undefined;
       if (!u || u.k !== 'assign' || !invertible.has(u) || u.value.k !== 'bin' || u.value.op !== '+' || u.value.b.k !== 'lit' || u.value.b.v !== 1) return undefined;
       const i = u.name;
@@ -517,6 +517,8 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
         byArray.set(m[1]!, [...(byArray.get(m[1]!) ?? []), { line, offset, op: m[4]!, e: m[5]! }]);
       });
       const primalOf = new Map([...bars].map(([v, b]) => [b, v]));
+      const atom = (e: string) => /^[\w$.]+$/.test(e);
+      const out = body.slice(), before: string[] = [], after: string[] = [], first: string[] = [];
       for (const [xb, ups] of byArray) {
         const x = primalOf.get(xb);
         if (!x || ups.length !== 2 || Math.abs(ups[0]!.offset - ups[1]!.offset) !== 1) continue;
@@ -529,16 +531,13 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
         const at = (o: number) => (o === 0 ? `${xb}[${i}]` : `${xb}[${i} ${o > 0 ? '+' : '-'} ${Math.abs(o)}]`);
         // The carry read by the hi line is the previous iteration's: taken first when the lo line comes first.
         const prev = lo.line < hi.line ? fresh('carried') : c;
-        const out = body.slice();
-        const atom = (e: string) => /^[\w$.]+$/.test(e);
-        const term = atom(hi.e) ? hi.e : `(${hi.e})`;
-        out[hi.line] = `${at(hi.offset)} = ${at(hi.offset)} + ${prev} ${hi.op} ${term};`;
+        out[hi.line] = `${at(hi.offset)} = ${at(hi.offset)} + ${prev} ${hi.op} ${atom(hi.e) ? hi.e : `(${hi.e})`};`;
         out[lo.line] = `${c} = ${lo.op === '+' ? lo.e : atom(lo.e) ? `-${lo.e}` : `-(${lo.e})`};`;
-        if (prev !== c) out.unshift(`const ${prev} = ${c};`);
-        const note = `// ${at(lo.offset)}'s additions are carried in ${c} to the next iteration, where it is ${at(hi.offset)}`;
-        return { before: [note, `let ${c} = -0;`], body: out, after: `${at(lo.offset)} += ${c};` };
+        if (prev !== c) first.push(`const ${prev} = ${c};`);
+        before.push(`// ${at(lo.offset)}'s additions are carried in ${c} to the next iteration, where it is ${at(hi.offset)}`, `let ${c} = -0;`);
+        after.push(`${at(lo.offset)} += ${c};`);
       }
-      return undefined;
+      return after.length ? { before, body: [...first, ...out], after } : undefined;
     };
     const revList = (ss: NStmt[]): string[] => ss.slice().reverse().flatMap(revStmt);
     const revBlock = (ss: NStmt[]): string[] => {
