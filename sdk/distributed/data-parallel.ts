@@ -13,6 +13,14 @@
 // which the gradients final at the very end get a small last bucket of their own (tailStart), since the last
 // bucket's all-reduce is the part of the communication that the backward pass cannot hide.
 //
+// WebGPU. A device's values come back asynchronously, and the backward pass only records work that the device does
+// later. So on a WebGPU rank the hook starts a read-back of the gradient (the copy is encoded in order, so it holds
+// the gradient's value at that point whatever later work does to the buffer) and returns; each read packs its
+// gradient into the bucket when it resolves, while the device computes the next ones, and a bucket's all-reduce
+// starts once all of its gradients are packed and the buckets before it have started (the same order on every
+// rank). The times of finality are then when the reads resolved, and the backward pass, for StepTiming, ends when
+// the last one has.
+//
 // Averaging. With gradReduce 'mean' (for losses with reduction 'mean') rank r's gradient is weighted by
 // W·b_r/B (b_r rows of B, W ranks) and the ranks' mean is taken, which is the gradient of the mean loss over the
 // whole batch: slices may differ in size by one row. With gradReduce 'sum' (reduction 'sum') the gradients are
@@ -27,7 +35,8 @@
 // every rank (a vote in shared memory, see ring.ts): either every surviving rank applies the step or none does.
 import type { CpuTensor, WasmBackend } from '../../runtime-wasm/backend.js';
 import type { HostTensor } from '../../runtime-gpu/host.js';
-import { Tensor, constant } from '../tensor/engine.js';
+import type { Tensor as GpuTensor } from '../../runtime-gpu/runtime.js';
+import { Tensor, constant, upload } from '../tensor/engine.js';
 import { mapTree, tensorValueAndGrad, tensorsIn } from '../tensor/ad.js';
 import { slice } from '../tensor/ops.js';
 import type { Optimizer } from '../optim/optimizers.js';
@@ -69,7 +78,10 @@ export interface DataParallelOptions {
 
 /** Where one step's time went, on this rank. */
 export interface StepTiming {
-  /** Slicing the batch, forward and backward passes (the hook's copies included). */
+  /**
+   * Slicing the batch, forward and backward passes (the hook's copies included). On WebGPU until the device has
+   * computed every gradient and each has been read back: the end of the backward pass in the fields below.
+   */
   computeMs: number;
   /** From the end of the backward pass until every gradient bucket was reduced: communication not hidden. */
   waitMs: number;
@@ -124,7 +136,8 @@ export interface DataParallel<P> {
 /**
  * Data-parallel training of `lossFn(params, ...batch)` (a marked function returning a scalar Tensor, as given to
  * valueAndGrad) on `workers` ranks. Every rank runs the same script; the first call launches the workers.
- * Backends: 'cpu' and 'reference' (WebGPU read-backs are asynchronous and are not supported yet).
+ * Backends: 'cpu', 'reference' and 'webgpu' (each rank inits its own backend: on WebGPU each worker thread has its
+ * own GPUDevice, and the gradients come back to shared memory through asynchronous read-backs).
  * @example
  * await init({ backend: 'cpu' });
  * const dp = await dataParallel(lossFn, { workers: 2 });
@@ -155,12 +168,12 @@ export async function dataParallel<P>(lossFn: (params: P, ...batch: any[]) => Te
   return new Trainer<P>(lossFn, comm, Math.max(1, Math.floor(bucketBytes / 4)), overlap, gradReduce, batchArgs);
 }
 
-// ---- host access to CPU and reference tensors ----
+// ---- host access ----
 
 /**
  * @internal The values of an f32 tensor, synchronously: on the CPU backend a live view of the Wasm memory (valid
  * until the next allocation: copy it at once), on the reference backend its f64 array. These are what a hook running
- * inside the backward pass can read; WebGPU values come back asynchronously only.
+ * inside the backward pass can read; WebGPU values come back asynchronously only (see readBack).
  */
 export function hostValues(t: Tensor, op = 'dataParallel'): Float32Array | Float64Array {
   const v = t.value(op);
@@ -168,15 +181,45 @@ export function hostValues(t: Tensor, op = 'dataParallel'): Float32Array | Float
     case 'cpu': return (t.backend.kernels as WasmBackend).cpu.f32((v as CpuTensor).buf);
     case 'reference': return (v as HostTensor).data;
     default:
-      throw new Error(`${op}: tensors on the ${t.backend.name} backend cannot be read synchronously; data-parallel training runs on the 'cpu' and 'reference' backends`);
+      throw new Error(`${op}: tensors on the ${t.backend.name} backend cannot be read synchronously`);
   }
+}
+
+/** Whether a tensor's values can be read only asynchronously (WebGPU: a copy into a mapped buffer). */
+const deferred = (t: Tensor): boolean => t.backend.name === 'webgpu';
+
+/**
+ * The values of `t` as they are now, in the order of the device's work: the WebGPU runtime encodes the copy into a
+ * staging buffer and submits it before this returns (GpuRuntime.read does so before its first await), so what later
+ * work does to the tensor's buffer (a pooled buffer reused for another tensor) cannot change what comes back.
+ */
+function readBack(t: Tensor): Promise<Float32Array | Int32Array | Float64Array> {
+  return t.data();
+}
+
+/** Refuses a backend data-parallel training cannot serve, before anything starts. */
+function checkBackend(t: Tensor, op: string): void {
+  if (deferred(t)) t.value(op);
+  else hostValues(t, op);
 }
 
 /** A new f32 tensor shaped like `like`, on its backend, holding `src`. */
 function fromHost(like: Tensor, src: Float32Array): Tensor {
+  if (deferred(like)) return upload(src, like.shape, 'f32', like.backend);
   const t = constant(like.backend, like.shape, 0);
   hostValues(t).set(src);
   return t;
+}
+
+/**
+ * Writes `src` into `t` in place (its identity, and any view sharing its buffer, kept). On WebGPU the queued work is
+ * submitted first, so that work recorded before this call reads the old values and work recorded after it the new.
+ */
+function writeInPlace(t: Tensor, src: Float32Array): void {
+  if (!deferred(t)) { hostValues(t, 'dataParallel.broadcast').set(src); return; }
+  const v = t.value('dataParallel.broadcast') as GpuTensor;
+  v.rt.flush();
+  v.rt.device.queue.writeBuffer(v.buf('dataParallel.broadcast'), 0, src);
 }
 
 /** The distinct Tensors of a tree, in tree order (depth first, key order: the optimizers' order). */
@@ -276,10 +319,10 @@ class Trainer<P> implements DataParallel<P> {
     for (const t of leaves) if (t.dtype !== 'f32') throw new Error(`dataParallel.broadcast: parameters must be f32, got a ${t.dtype}[${t.shape.join(', ')}] tensor`);
     const buf = new Float32Array(leaves.reduce((n, t) => n + t.size, 0));
     let at = 0;
-    for (const t of leaves) { buf.set(hostValues(t, 'dataParallel.broadcast'), at); at += t.size; }
+    for (const t of leaves) { buf.set(deferred(t) ? await readBack(t) : hostValues(t, 'dataParallel.broadcast'), at); at += t.size; }
     await this.collective(() => this.comm.broadcast(buf, 0));
     at = 0;
-    for (const t of leaves) { hostValues(t, 'dataParallel.broadcast').set(buf.subarray(at, at + t.size)); at += t.size; }
+    for (const t of leaves) { writeInPlace(t, buf.subarray(at, at + t.size)); at += t.size; }
     return params;
   }
 
@@ -293,7 +336,7 @@ class Trainer<P> implements DataParallel<P> {
       if (!leaves.length) throw new Error('params holds no Tensor; pass the parameter tree lossFn differentiates');
       for (const t of leaves) {
         if (t.dtype !== 'f32') throw new Error(`parameters must be f32 (optimizers update f32 master weights), got a ${t.dtype}[${t.shape.join(', ')}] tensor`);
-        hostValues(t, 'dataParallel.step'); // refuses a backend the hook cannot read, before anything starts
+        checkBackend(t, 'dataParallel.step'); // refuses a backend the hook cannot read, before anything starts
       }
       return await this.run(params, leaves, optimizer, batch);
     } catch (e) {
@@ -317,18 +360,27 @@ class Trainer<P> implements DataParallel<P> {
     const calls = this.comm.stats(), firstSeq = calls.allReduces + calls.broadcasts + calls.barriers + calls.commits + 1;
     const weight = this.gradReduce === 'mean' ? (local * this.worldSize) / rows : 1;
     const op: ReduceOp = this.gradReduce;
+    const gpu = deferred(leaves[0]!); // the leaves share one backend (the forward pass would have refused a mix)
 
     // The hook: pack each final gradient into its bucket; a full bucket (and every one before it) starts reducing.
-    const pending = Int32Array.from(layout.counts);
+    // On WebGPU the hook only starts a read-back of the gradient (captured at that point of the device's work, see
+    // readBack) and the backward pass goes on; the gradient is packed when its read resolves, while the device
+    // computes the gradients after it. `unfilled` counts each bucket's gradients not yet packed, and start() calls
+    // the all-reduces strictly in bucket order, whatever order the reads resolve in: a bucket whose reads are done
+    // waits for the buckets before it, so every rank calls them in the same sequence.
+    const unfilled = Int32Array.from(layout.counts);
     const reductions: Promise<void>[] = [];
+    const reads: Promise<void>[] = [];
     // When each gradient became final, on a clock that leaves out the time spent in this hook (copies, starting
     // all-reduces), so the times describe the backward pass itself, whichever layout and overlap setting it ran with.
+    // On WebGPU: when its read-back resolved, i.e. when the device had computed it (the hook runs as the work is
+    // recorded, long before the device does it).
     const order: number[] = [], finalAt: number[] = [];
     let hookMs = 0;
-    let next = 0, backwardDone = false, startedDuringBackward = 0;
+    let next = 0, backwardDone = false, startedDuringBackward = 0, ended = false;
     const L = layout;
     const start = (): void => {
-      while (next < pending.length && pending[next] === 0) {
+      while (!ended && next < unfilled.length && unfilled[next] === 0) {
         const p = this.comm.allReduce(L.buffers[next]!, op);
         p.catch(() => {}); // observed below; a rejection must not count as unhandled meanwhile
         reductions.push(p);
@@ -336,17 +388,29 @@ class Trainer<P> implements DataParallel<P> {
         next++;
       }
     };
+    const pack = (j: number, src: ArrayLike<number>): void => {
+      const dst = L.buffers[L.bucket[j]!]!, at = L.offset[j]!;
+      if (weight === 1) dst.set(src, at);
+      else for (let i = 0; i < src.length; i++) dst[at + i] = src[i]! * weight;
+      unfilled[L.bucket[j]!]!--;
+      if (this.overlap) start();
+    };
     const onGradFinal = (leaf: Tensor, grad: Tensor): void => {
       const j = index.get(leaf);
       if (j === undefined) return;
       const entered = performance.now();
-      order.push(j);
-      finalAt.push(entered - hookMs);
-      const src = hostValues(grad, 'dataParallel.step'), dst = L.buffers[L.bucket[j]!]!, at = L.offset[j]!;
-      if (weight === 1) dst.set(src, at);
-      else for (let i = 0; i < src.length; i++) dst[at + i] = src[i]! * weight;
-      pending[L.bucket[j]!]!--;
-      if (this.overlap) start();
+      const k = order.push(j) - 1;
+      if (gpu) {
+        const read = readBack(grad).then((src) => {
+          finalAt[k] = performance.now();
+          if (!ended) pack(j, src);
+        });
+        read.catch(() => {}); // observed below
+        reads.push(read);
+      } else {
+        finalAt.push(entered - hookMs);
+        pack(j, hostValues(grad, 'dataParallel.step'));
+      }
       hookMs += performance.now() - entered;
     };
 
@@ -354,16 +418,22 @@ class Trainer<P> implements DataParallel<P> {
     try {
       const r = tensorValueAndGrad(this.lossFn, undefined, [params, ...args], [0], { onGradFinal });
       loss = r.value; grads = r.grads[0];
+      // On WebGPU the loss is read back after the gradients (in the device's order), and the backward pass ends,
+      // for the timings, when the device has computed every gradient and they are all packed.
+      const lossRead = gpu ? loss.item() : null;
+      lossRead?.catch(() => {});
+      await Promise.all(reads);
       backwardDone = true;
       const t1 = performance.now(), backwardEndAt = performance.timeOrigin + t1;
       start();
-      if (next !== pending.length) throw new Error(`the backward pass reported ${order.length} of ${leaves.length} parameter gradients`);
+      if (next !== unfilled.length) throw new Error(`the backward pass reported ${order.length} of ${leaves.length} parameter gradients`);
       // After a first step, every rank packs its buckets in the order in which rank 0's gradients became final, and
       // from when they did (ms before the end of the backward pass: f32 keeps them to well under a microsecond).
-      const learnt = L.learned ? null : Float32Array.from([...order, ...finalAt.map((t) => t - (t1 - hookMs))]);
+      const end = gpu ? t1 : t1 - hookMs;
+      const learnt = L.learned ? null : Float32Array.from([...order, ...finalAt.map((t) => t - end)]);
       if (learnt) this.comm.broadcast(learnt, 0).catch(() => {}); // completes before the next call (in order)
       // The loss of the global batch, and a count of the ranks as a check that all took part.
-      const lossValue = hostValues(loss, 'dataParallel.step')[0]!;
+      const lossValue = lossRead ? await lossRead : hostValues(loss, 'dataParallel.step')[0]!;
       const global = Float32Array.of(this.gradReduce === 'mean' ? (lossValue * local) / rows : lossValue, 1);
       const summed = this.comm.allReduce(global, 'sum');
       summed.catch(() => {});
@@ -383,13 +453,14 @@ class Trainer<P> implements DataParallel<P> {
       grads = undefined;
       const t3 = performance.now();
       // The buckets' all-reduces were this step's first calls, numbered from firstSeq.
-      const bucketTimes = (this.comm.recentCalls?.() ?? []).filter((c) => c.kind === 'allReduce' && c.seq >= firstSeq && c.seq < firstSeq + pending.length)
+      const bucketTimes = (this.comm.recentCalls?.() ?? []).filter((c) => c.kind === 'allReduce' && c.seq >= firstSeq && c.seq < firstSeq + unfilled.length)
         .map((c) => ({ length: c.length, calledMs: c.calledAt - backwardEndAt, startedMs: c.startedAt - backwardEndAt, endedMs: c.endedAt - backwardEndAt }));
       return {
         loss: global[0]!, lr,
-        timing: { computeMs: t1 - t0, waitMs: t2 - t1, applyMs: t3 - t2, totalMs: t3 - t0, buckets: pending.length, startedDuringBackward, backwardEndAt, bucketTimes },
+        timing: { computeMs: t1 - t0, waitMs: t2 - t1, applyMs: t3 - t2, totalMs: t3 - t0, buckets: unfilled.length, startedDuringBackward, backwardEndAt, bucketTimes },
       };
     } finally {
+      ended = true; // reads that resolve after a failed step pack and start nothing
       loss?.dispose();
       if (grads) for (const g of distinctLeaves(grads)) g.dispose();
       for (const t of made) t.dispose();

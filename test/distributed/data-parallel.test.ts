@@ -12,12 +12,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Tensor, init, sgd, tensor, valueAndGrad, dataParallel } from '../../sdk/index.js';
+import { init, dataParallel } from '../../sdk/index.js';
 import { load, root } from '../support/compile.js';
 import { rng } from '../support/rng.js';
 import { tailStart } from '../../sdk/distributed/data-parallel.js';
 
-type Dense = { w: Tensor; b: Tensor };
 const w = await load('test/distributed/fixtures/dp-worker.ts');
 const m = await import('../../../.cache/test/distributed/fixtures/dp-models.js' as string);
 type Config = import('./fixtures/dp-worker.js').Config;
@@ -38,25 +37,6 @@ function close(what: string, got: readonly number[], want: readonly number[], rt
   if (worst >= 0) assert.unreachable(`${what}: element ${worst} is ${got[worst]}, expected ${want[worst]}`);
 }
 
-/** cfg.steps SGD steps of one worker on the whole batches from `initial`: the flattened parameters after them, and the losses. */
-async function oneWorker(cfg: Config, initial: number[]): Promise<{ params: number[]; losses: number[] }> {
-  let at = 0;
-  const params: Dense[] = SIZES.slice(1).map((n, i) => {
-    const take = (shape: number[]) => { const k = shape.reduce((a, b) => a * b); const t = tensor(initial.slice(at, at + k), shape); at += k; return t; };
-    return { w: take([SIZES[i]!, n]), b: take([n]) };
-  });
-  const opt = sgd({ lr: 0.1 }), losses: number[] = [];
-  for (let k = 0; k < cfg.steps; k++) {
-    const [x, y] = w.batchOf(cfg, k) as [Tensor, Tensor];
-    const [loss, grads] = (cfg.scaled
-      ? valueAndGrad(m.scaledLoss)(params, x, y, w.scaleOf(cfg), cfg.reduction)
-      : valueAndGrad(m.mlpLoss)(params, x, y, cfg.reduction)) as unknown as [Tensor, Dense[]];
-    await opt.step(params, grads);
-    losses.push(await loss.item());
-  }
-  return { params: await w.flat(params), losses };
-}
-
 async function oneStepMatches(workers: number, batch: number, extra: Partial<Config> = {}): Promise<void> {
   const cfg: Config = { ...base, workers, batch, ...extra };
   const reports: Report[] = await w.run(cfg);
@@ -66,7 +46,7 @@ async function oneStepMatches(workers: number, batch: number, extra: Partial<Con
     assert.equal(r.final, reports[0]!.final, `rank ${r.rank}'s parameters differ from rank 0's after the step`);
     assert.is(r.losses[0], reports[0]!.losses[0]);
   }
-  const want = await oneWorker(cfg, reports[0]!.initial);
+  const want = await w.oneWorker(cfg, reports[0]!.initial);
   assert.ok(reports[0]!.final.some((v, i) => v !== reports[0]!.initial[i]), 'the step changed nothing');
   close(`parameters after ${cfg.steps} step(s)`, reports[0]!.final, want.params);
   close('losses', reports[0]!.losses, want.losses);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Compiles test programs the way a user's build would (through the transformer's single entry) into
 // .cache/, inside the package so that 'pullback' and 'pullback/runtime' resolve by self-reference.
-import { mkdirSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readdirSync, renameSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createCompiler, transpileToJs, formatDiagnostic, type TransformResult } from '../../transformer/compiler.js';
@@ -26,7 +26,11 @@ export async function load<T = Record<string, any>>(rel: string): Promise<T> {
     if (errors.length) throw new Error(errors.map(formatDiagnostic).join('\n'));
     const out = join(root, '.cache', relative(root, file)).replace(/\.ts$/, '.js');
     mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, transpileToJs(r.code, file).code);
+    // Test files run in parallel processes and compile the same directories: write whole files only (a rename
+    // replaces the old one at once), or a worker thread importing the module meanwhile may read it half written.
+    const tmp = `${out}.${process.pid}.tmp`;
+    writeFileSync(tmp, transpileToJs(r.code, file).code);
+    renameSync(tmp, out);
   }
   const out = join(root, '.cache', rel).replace(/\.ts$/, '.js');
   return import(pathToFileURL(out).href) as Promise<T>;
