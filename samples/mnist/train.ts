@@ -49,12 +49,8 @@ function options() {
   const model = values.model as keyof typeof models;
   if (!Object.hasOwn(models, model)) usage(`--model must be cnn or mlp, got ${values.model}`);
   const workers = int('workers', values.workers as string | undefined, 1);
-  let be = backend(values.backend as string);
-  if (workers > 1) {
-    // Data-parallel ranks read gradients during the backward pass, which the CPU and reference backends allow.
-    if (be === 'webgpu') usage('--workers N (N > 1) trains on the CPU backend; leave --backend out or pass --backend cpu');
-    if (be === 'auto') be = 'cpu';
-  }
+  // With --workers N every rank picks its backend the same way (on WebGPU each worker thread gets its own device).
+  const be = backend(values.backend as string);
   return {
     model, backend: be, workers, lr: positive('lr', values.lr as string | undefined, models[model].lr),
     quick: values.quick as boolean, out: (values.out as string | undefined) ?? (model === 'cnn' ? 'out/mnist' : `out/mnist-${model}`),
