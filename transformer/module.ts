@@ -306,7 +306,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
   const lowering = wasmFinal ? lowerToWasm(scalar, { cacheDir: options.cacheDir, constant: (name) => numericConstant(sf, name), helper: plain }) : undefined;
   for (const c of scalar) {
     const why = lowering?.reasons.get(c.fn.prefix);
-    c.place(options.wasm !== true ? ', reason: "the Wasm lowering is off (opt-in while it is slower than the JS adjoint: wasm: true, --wasm or PULLBACK_WASM=1)"' : !lowering ? '' : why === undefined && lowering.bytes ? `, wasm: { module: $pb$wasm, prefix: ${JSON.stringify(c.fn.prefix)} }` : `, reason: ${JSON.stringify(why ?? 'not lowered')}`);
+    c.place(options.wasm !== true ? ', reason: "the Wasm lowering is off (opt-in, as it is rarely much faster than the JS adjoint: wasm: true, --wasm or PULLBACK_WASM=1)"' : !lowering ? '' : why === undefined && lowering.bytes ? `, wasm: { module: $pb$wasm, prefix: ${JSON.stringify(c.fn.prefix)} }` : `, reason: ${JSON.stringify(why ?? 'not lowered')}`);
   }
   if (lowering?.bytes) {
     wasmTail = `/** This module's scalar sweeps compiled to WebAssembly (AssemblyScript, asc -O3). */\n` +
