@@ -209,7 +209,11 @@ test('a rank that throws at its 3rd call ends that call on every rank, naming th
   assert.is(outcomes[1]!.error?.name, 'CommError');
   assert.is(outcomes[1]!.error?.message, 'rank 2 failed: Error: boom');
   assert.is(outcomes[1]!.error?.rank, 2);
-  assert.is(outcomes[0]!.results.length, 2, 'rank 0 completed calls 1 and 2');
+  // Rank 2 throws once its call 2 is done; the abort is immediate, so a rank still finishing call 2 (descheduled on
+  // a loaded machine) may see it there. Call 1 is done everywhere: rank 2 could not finish call 2 before every
+  // rank had started it.
+  const done = outcomes[0]!.results.length;
+  assert.ok(done === 1 || done === 2, `rank 0 completed ${done} calls`);
 });
 
 test('a rank that calls process.exit(3) ends the others\' calls with its exit code', async () => {
@@ -427,7 +431,8 @@ if (!existsSync(CHROMIUM)) {
     assert.is(got.error, undefined);
     for (const r of [0, 1]) {
       assert.is(got.outcomes![r]!.error?.message, 'rank 2 failed: Error: boom', `rank ${r}`);
-      assert.is(got.outcomes![r]!.results.length, 2, `rank ${r} completed calls 1 and 2`);
+      const done = got.outcomes![r]!.results.length; // 2, or 1 when the abort reached it inside call 2 (see above)
+      assert.ok(done === 1 || done === 2, `rank ${r} completed ${done} calls`);
     }
   });
 
