@@ -84,6 +84,7 @@ check('aliased arrays swapped every step', c.pingPong, () => [vec(6)]);
 check('an array-valued callee with a number argument', c.usesArrayCallee, () => [vec(5), rand(0.5, 2)]);
 check('a grid stencil with ?: at the edges, sizes as number parameters', c.stencil, () => [vec(12), 3, 3, rand(0.05, 0.2)], 4, [0, 3]);
 check('a linear grid stencil (elements overwritten without recording)', c.diffuse, () => [vec(9), 3, 4, rand(0.05, 0.2)], 4, [0, 3]);
+check('a grid allocated from a product of number parameters', c.gridAlloc, () => [vec(12), 3, 4], 4, 0);
 check('a counting-down loop', nu.decLoop, () => [vec(5)]);
 check('while (true) with a break', nu.whileTrue, () => [rand(0.2, 2)]);
 check('break out of an inner loop', nu.nestedBreak, () => [vec(4)]);

@@ -32,6 +32,15 @@ for (const name of ['stencil', 'diffuse'] as const) {
   });
 }
 
+test('a grid allocated from rows · cols (an i64 product in the integer version) runs on Wasm and agrees with JS', () => {
+  const ad = adjoint(w.gridAlloc)!;
+  assert.is(explain(w.gridAlloc).backend, 'wasm', String(explain(w.gridAlloc)));
+  for (const args of [[field(12), 3, 4], [field(10), 2, 5]]) {
+    const err = relativeError(sweepOnce(ad, ad, args), sweepOnce(ad, ad.js!, args));
+    assert.ok(err <= 1e-12, `gridAlloc(${args.slice(1).join(', ')}): relative difference ${err}`);
+  }
+});
+
 test('grad of a linear stencil records no overwritten element; a nonlinear one records each', () => {
   const n = 6, steps = 4;
   const taped = (f: unknown) => {

@@ -401,7 +401,7 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     }
     if (ts.isNewExpression(n)) {
       const args = n.arguments ?? [];
-      if (n.expression.getText() === 'Float64Array' && args.length === 1) return { s: `$new(<i32>${i64(expr(args[0]!))})`, t: 'arr' };
+      if (n.expression.getText() === 'Float64Array' && args.length === 1) return { s: `$new(<i32>(${i64(expr(args[0]!))}))`, t: 'arr' };
       return fail(n, 'this allocation');
     }
     if (ts.isCallExpression(n)) return call(n);
@@ -501,13 +501,13 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     if (name === 'fill' && args.length === 1 && ts.isNumericLiteral(args[0]!) && Number(args[0].text) === 0) {
       // new Array<number>(n).fill(0): a zeroed scratch array.
       if (ts.isNewExpression(base) && /^Array(<number>)?$/.test(base.expression.getText() + (base.typeArguments ? `<${base.typeArguments.map((t) => t.getText()).join()}>` : ''))) {
-        return { s: `$new(<i32>${i64(expr(base.arguments![0]!))})`, t: 'arr' };
+        return { s: `$new(<i32>(${i64(expr(base.arguments![0]!))}))`, t: 'arr' };
       }
       return { s: `${expr(base).s}.fill(0.0)`, t: 'arr' };
     }
     if (name === 'subarray' && args.length >= 1 && args.length <= 2) {
       const b = expr(base).s;
-      return { s: `$view(${b}, <i32>${i64(expr(args[0]!))}, ${args[1] ? `<i32>${i64(expr(args[1]))}` : `${b}.length`})`, t: 'arr' };
+      return { s: `$view(${b}, <i32>(${i64(expr(args[0]!))}), ${args[1] ? `<i32>(${i64(expr(args[1]))})` : `${b}.length`})`, t: 'arr' };
     }
     if (name === 'slice' && args.length === 0) return { s: `$copy(${expr(base).s})`, t: 'arr' };
     return fail(n, `it calls ${callee.getText()}`);

@@ -220,3 +220,20 @@ export function diffuse(u0: Float64Array, n: number, steps: number, k: number): 
   for (let p = 0; p < u.length; p++) e += u[p] * u[p];
   return e;
 }
+
+/**
+ * A scratch grid allocated from a product of two number parameters (rows · cols), read through a clamped
+ * index: the Wasm integer version allocates with an i64 product. @differentiable
+ */
+export function gridAlloc(u: Float64Array, rows: number, cols: number): number {
+  const v = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) {
+      const up = i > 0 ? (i - 1) * cols + j : i * cols + j;
+      v[i * cols + j] = u[i * cols + j] * (1 + u[up]);
+    }
+  }
+  let s = 0;
+  for (let p = 0; p < v.length; p++) s += v[p] * v[p];
+  return s;
+}
