@@ -14,6 +14,7 @@ const nu2 = await load('test/programs/scalar/newuser2.ts');
 const nu3 = await load('test/programs/scalar/newuser3.ts');
 const nu4 = await load('test/programs/scalar/newuser4.ts');
 const nu5 = await load('test/programs/scalar/newuser5.ts');
+const nu6 = await load('test/programs/scalar/newuser6.ts');
 
 let seed = 12345;
 const rand = (lo: number, hi: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return lo + (hi - lo) * (seed / 2147483648); };
@@ -120,6 +121,16 @@ test('numeric literals with negative exponents keep their values (1e-9 is not 1)
   assert.is(grad(nu5.smallConstants)(-0.5), 2.5e-3);
 });
 check('a loop stepping by 2 up to <=', nu5.stepTwo, () => [vec(7)]);
+check('leapfrog wave with clamped neighbours and a buffer rotation', nu6.wave, () => [vec(9), vec(9), 9, 6, rand(0.1, 0.3)], 3, [0, 1, 4]);
+check('in-place prefix sums read by a later loop', nu6.prefix, () => [vec(7)]);
+check('a scratch array overwritten twice per step', nu6.twoPass, () => [vec(6), 3], 3, 0);
+check('an active ?: beside a clamped index', nu6.leaky, () => [vec(8), rand(0.05, 0.3)], 4, [0, 1]);
+check('a rows x cols grid with a per-row coefficient', nu6.grid, () => [vec(12), 3, 4, vec(3)], 3, [0, 3]);
+check('an array-valued helper called in a loop', nu6.callsSmooth, () => [vec(6), rand(0.1, 0.5)], 3, [0, 1]);
+check('views written through one and read through another', nu6.views, () => [vec(7)]);
+check('a loop with a break and an adjacent-element update', nu6.breaks, () => [vec(8), rand(0.02, 0.2)], 4, 0);
+check('a lagged chain read by a later loop', nu6.chain, () => [vec(9)]);
+check('in-place overwrites read by later loops', nu6.inPlace, () => [vec(5)]);
 check('a counter used after its loop, a fractional bound', nu5.counterAfter, () => [vec(7)]);
 check('a bound read from an array the loop writes', nu5.boundInArray, () => [vec(5)]);
 check('values that only steer a branch or only reach the result', nu5.steering, () => [vec(6), rand(-1, 1)]);
