@@ -141,13 +141,16 @@ export function generateTangent(n: Normalized, act: Activity, localTypes: Map<st
         // pass sees block-local constants (which it recomputes) rather than hoisted variables (which it stores).
         const lines = s.init ? assign(s.name, s.init, s.src) : [];
         const first = (name: string) => (lines.findIndex((l) => l.startsWith(`${name} = `)));
-        const declareAt = (name: string, fallback: string) => {
+        // An array keeps the type the program gave it (`let a: Float64Array = Float64Array.from(x)` may later hold
+        // what a function returns): left to inference, the copy would be a Float64Array<ArrayBuffer>, to which a
+        // plain Float64Array cannot be assigned under strict TypeScript. Its tangent takes the widest type.
+        const declareAt = (name: string, fallback: string, type?: string) => {
           const i = first(name);
-          if (i >= 0) lines[i] = `let ${lines[i]}`;
+          if (i >= 0) lines[i] = `let ${type ? `${name}: ${type}${lines[i]!.slice(name.length)}` : lines[i]}`;
           else lines.unshift(`let ${fallback};`);
         };
-        declareAt(s.name, decl(s.name));
-        if (act.active(s.name)) declareAt(dot(s.name), isArr(s.name) ? `${dot(s.name)}!: Float64Array` : `${dot(s.name)} = 0`);
+        declareAt(s.name, decl(s.name), isArr(s.name) ? localTypes.get(s.name) : undefined);
+        if (act.active(s.name)) declareAt(dot(s.name), isArr(s.name) ? `${dot(s.name)}!: Float64Array` : `${dot(s.name)} = 0`, isArr(s.name) ? 'Float64Array' : undefined);
         return lines;
       }
       case 'assign': return assign(s.name, s.value, s.src);

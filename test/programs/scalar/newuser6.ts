@@ -76,7 +76,7 @@ function smooth(a: Float64Array, w: number): Float64Array {
 
 /** @differentiable */
 export function callsSmooth(x: Float64Array, w: number): number {
-  let a = Float64Array.from(x);
+  let a: Float64Array = Float64Array.from(x);
   let s = 0;
   for (let k = 0; k < 3; k++) { a = smooth(a, w); s += a[a.length - 1] * a[0]; }
   for (let i = 0; i < a.length; i++) s += a[i] * a[i];
