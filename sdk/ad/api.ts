@@ -244,7 +244,6 @@ function arrayFastPath(ad: Adjoint, an: number, sweeps: Pick<Adjoint, 'fwd' | 'r
   const { fwd, rev } = sweeps;
   let nArr = 0, mine = 0;
   for (let i = 0; i < n; i++) if (ps[i] === 'arr') { if (i === an) mine = nArr; nArr++; }
-  const isNum: boolean[] = ps.map((k) => k === 'num');
   const direct = (sweeps as Adjoint['grad'])?.direct;
   if (direct) {
     return function (this: unknown) {
@@ -253,17 +252,13 @@ function arrayFastPath(ad: Adjoint, an: number, sweeps: Pick<Adjoint, 'fwd' | 'r
     };
   }
   return function (this: unknown) {
-    const m = arguments.length;
-    if (m !== n) checkArgs(ad, [...arguments]);
+    checkArgs(ad, arguments);
     // The sweeps' arguments: $t, the n arguments and their adjoints; the reverse sweep's also the seed.
     const call = new Array<unknown>(1 + n + nArr);
     let s = 1 + n, out!: Float64Array;
     for (let i = 0; i < n; i++) {
       const a = arguments[i];
-      if (isNum[i]) {
-        if (typeof a !== 'number') checkArgs(ad, [...arguments]);
-      } else {
-        if (!(a instanceof Float64Array) && !Array.isArray(a)) checkArgs(ad, [...arguments]);
+      if (ps[i] === 'arr') {
         const shadow = new Float64Array((a as ArrayLike<number>).length);
         if (s - 1 - n === mine) out = shadow;
         call[s++] = shadow;

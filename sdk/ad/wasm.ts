@@ -163,17 +163,21 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
   const nA = arr.length, nN = num.length, nP = params.length, nOut = gradient ? 0 : nN;
   const fa = new Array<number>(1 + nA + nN).fill(0);
   const ra = new Array<number>(2 + nN).fill(0);
-  function fwd(this: unknown, t: Tape): number {
-    const id = m.take();
+  /** Copies the arguments `args[at + i]` into frame `id`, and sets the forward sweep's export arguments in `fa`. */
+  function stage(id: number, args: ArrayLike<unknown>, at: number): void {
     fa[0] = id;
     for (let j = 0; j < nA; j++) {
-      const x = arguments[1 + arr[j]!] as Float64Array | number[];
+      const x = args[at + arr[j]!] as Float64Array | number[];
       const n = x.length;
       // Written at once: the next slot's allocation may grow the memory and detach this view.
       copy(m.slot(id, 2 * j, n), x, n);
       fa[1 + j] = n;
     }
-    for (let j = 0; j < nN; j++) fa[1 + nA + j] = arguments[1 + num[j]!];
+    for (let j = 0; j < nN; j++) fa[1 + nA + j] = args[at + num[j]!] as number;
+  }
+  function fwd(this: unknown, t: Tape): number {
+    const id = m.take();
+    stage(id, arguments, 1);
     let v: number;
     try {
       v = callWith(F, fa);
@@ -225,13 +229,8 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
   function direct(args: ArrayLike<unknown>, which: number): Float64Array {
     const id = m.take();
     try {
-      fa[0] = id;
-      for (let j = 0; j < nA; j++) {
-        const x = args[arr[j]!] as Float64Array | number[];
-        copy(m.slot(id, 2 * j, x.length), x, x.length);
-        fa[1 + j] = x.length;
-      }
-      for (let j = 0; j < nN; j++) ra[1 + j] = fa[1 + nA + j] = args[num[j]!] as number;
+      stage(id, args, 0);
+      for (let j = 0; j < nN; j++) ra[1 + j] = fa[1 + nA + j]!;
       callWith(F, fa);
       ra[0] = id;
       ra[1 + nN] = 1;
