@@ -6,7 +6,7 @@ import { type HostTensor, hostZeros } from '../host.js';
 import { gemm } from '../gemm.js';
 import { matmulVec4, vec4Layout } from '../gemv4.js';
 import { MATH, bindings, u32 } from '../wgsl.js';
-import type { Activation, Exec, Family, OpAttrs } from './types.js';
+import type { Activation, Exec, Family, OpAttrs, PullbackArgs } from './types.js';
 import { UNARY } from './elementwise.js';
 import { sumTo } from './util.js';
 
@@ -99,16 +99,49 @@ export const matmulOps = {
       return pre ? [out, pre] : [out];
     },
     saves: 'a and b; the output for relu; the pre-activation (second output) for gelu',
-    pullback(x, { inputs, outputs, attrs, cot, needs }) {
-      const [a, b, bias] = inputs;
-      const { transA = false, transB = false, activation = 'none' } = attrs;
-      let g = cot[0]!;
-      if (activation === 'relu') g = x.op('unaryBackward', [outputs[0]!, outputs[0]!, g], { fn: 'relu' })[0]!;
-      else if (activation === 'gelu') g = x.op('unaryBackward', [outputs[1]!, outputs[1]!, g], { fn: 'gelu' })[0]!; // gelu' reads x only
-      return matmulPullback(x, a!, b!, bias ?? null, g, transA, transB, needs);
+    pullback(x, args) {
+      const [a, b, bias] = args.inputs;
+      const { transA = false, transB = false } = args.attrs;
+      return matmulPullback(x, a!, b!, bias ?? null, preActivationGrad(x, args), transA, transB, args.needs);
     },
   },
 } satisfies Family<'matmul'>;
+
+/** The cotangent before the fused activation: z̄ ⊙ act'(z). */
+function preActivationGrad<T>(x: Exec<T>, { outputs, attrs: { activation = 'none' }, cot }: PullbackArgs<T, 'matmul'>): T {
+  const g = cot[0]!;
+  if (activation === 'relu') return x.op('unaryBackward', [outputs[0]!, outputs[0]!, g], { fn: 'relu' })[0]!;
+  if (activation === 'gelu') return x.op('unaryBackward', [outputs[1]!, outputs[1]!, g], { fn: 'gelu' })[0]!; // gelu' reads x only
+  return g;
+}
+
+/**
+ * The matmul pullback with b̄ (b a 2-D matrix [K, N], not transposed) computed in blocks of `rows` rows, each handed
+ * to `block(value, firstRow)` as soon as it is computed: rows k0..k1 of b̄ = op(a)ᵀ g need only the k0..k1 slice
+ * of a along its K axis. Data-parallel training reduces the first blocks of a large weight gradient while the
+ * device computes the next ones, when that gradient is the last one of the backward pass (the first layer's).
+ * Returns what the pullback returns, b̄ being the blocks concatenated; ā and the bias' gradient come first.
+ */
+export function matmulPullbackInRows<T>(x: Exec<T>, args: PullbackArgs<T, 'matmul'>, rows: number, block: (value: T, firstRow: number) => void): (T | null)[] {
+  const [a, b, bias] = args.inputs;
+  const { transA = false, transB = false } = args.attrs;
+  const bs = x.meta(b!).shape;
+  if (transB || bs.length !== 2 || !(rows >= 1)) throw new OpError('matmul', `a gradient in blocks of rows needs an untransposed 2-D b, got ${describe(x.meta(b!))}${transB ? ' transB' : ''}`);
+  const g = preActivationGrad(x, args);
+  const out = matmulPullback(x, a!, b!, bias ?? null, g, transA, false, args.needs.map((n, i) => n && i !== 1));
+  const as = x.meta(a!).shape, kAxis = as.length - (transA ? 2 : 1);
+  const [K, N] = bs as [number, number];
+  const blocks: T[] = [];
+  for (let k0 = 0; k0 < K; k0 += rows) {
+    const k1 = Math.min(K, k0 + rows);
+    const ak = x.op('slice', [a!], { begin: as.map((_, i) => (i === kAxis ? k0 : 0)), size: as.map((d, i) => (i === kAxis ? k1 - k0 : d)) })[0]!;
+    const part = weightGrad(x, ak, g, [k1 - k0, N], transA, false);
+    blocks.push(part);
+    block(part, k0);
+  }
+  out[1] = blocks.length === 1 ? blocks[0]! : x.op('concat', blocks, { axis: 0 })[0]!;
+  return out;
+}
 
 /** ā = g op(b)ᵀ, b̄ = op(a)ᵀ g, written with the transpose flags; bias̄ = g summed over rows. */
 function matmulPullback<T>(x: Exec<T>, a: T, b: T, bias: T | null, g: T, tA: boolean, tB: boolean, needs: readonly boolean[]): (T | null)[] {
@@ -116,17 +149,22 @@ function matmulPullback<T>(x: Exec<T>, a: T, b: T, bias: T | null, g: T, tA: boo
   const as: Shape = x.meta(a).shape, bs: Shape = x.meta(b).shape;
   let ga: T | null = null, gb: T | null = null, gbias: T | null = null;
   if (needs[0]) ga = sumTo(x, tA ? mm(b, g, tB, true) : mm(g, b, false, !tB), as);
-  if (needs[1]) {
-    const gs = x.meta(g).shape;
-    if (bs.length === 2 && as.length > 2 && !tA && !tB) {
-      // Unbatched weight: fold the batch into rows, one GEMM instead of a batched one and a sum.
-      const K = as[as.length - 1]!, N = gs[gs.length - 1]!;
-      gb = mm(x.reshape(a, [-1, K].map((v) => (v === -1 ? size(as) / K : v))), x.reshape(g, [size(gs) / N, N]), true, false);
-    } else gb = sumTo(x, tB ? mm(g, a, true, tA) : mm(a, g, !tA, false), bs);
-  }
+  if (needs[1]) gb = weightGrad(x, a, g, bs, tA, tB);
   if (bias && needs[2]) {
     const gs = x.meta(g).shape;
     gbias = x.op('sum', [g], { axes: gs.slice(0, -1).map((_, i) => i) })[0]!;
   }
   return bias ? [ga, gb, gbias] : [ga, gb];
+}
+
+/** b̄ = op(a)ᵀ g summed to b's shape `bs` (or its transpose). */
+function weightGrad<T>(x: Exec<T>, a: T, g: T, bs: Shape, tA: boolean, tB: boolean): T {
+  const mm = (p: T, q: T, transA: boolean, transB: boolean) => x.op('matmul', [p, q], { transA, transB })[0]!;
+  const as = x.meta(a).shape, gs = x.meta(g).shape;
+  if (bs.length === 2 && as.length > 2 && !tA && !tB) {
+    // Unbatched weight: fold the batch into rows, one GEMM instead of a batched one and a sum.
+    const K = as[as.length - 1]!, N = gs[gs.length - 1]!;
+    return mm(x.reshape(a, [size(as) / K, K]), x.reshape(g, [size(gs) / N, N]), true, false);
+  }
+  return sumTo(x, tB ? mm(g, a, true, tA) : mm(a, g, !tA, false), bs);
 }

@@ -11,7 +11,10 @@
 // the first step packs them in reverse tree order, then rank 0's observed order of finality is broadcast and the
 // buckets are rebuilt from it, as PyTorch's DistributedDataParallel does; with it go the times of finality, from
 // which the gradients final at the very end get a small last bucket of their own (tailStart), since the last
-// bucket's all-reduce is the part of the communication that the backward pass cannot hide.
+// bucket's all-reduce is the part of the communication that the backward pass cannot hide. For the same reason a
+// large weight whose gradient is final at the very end (a first layer's: in an MLP on images most of the parameters)
+// is reduced in blocks of rows: the backward pass computes its gradient block by block (Session.onGradPart) and each
+// block's all-reduce starts while the next one is computed, so that only the last block waits after the backward pass.
 //
 // WebGPU. A device's values come back asynchronously, and the backward pass only records work that the device does
 // later. So on a WebGPU rank the hook starts a read-back of the gradient (the copy is encoded in order, so it holds
@@ -229,33 +232,64 @@ function distinctLeaves(tree: unknown): Tensor[] {
 
 // ---- buckets ----
 
-/** Which bucket and offset each parameter's gradient goes to, and the buckets' staging buffers. */
+/**
+ * Which bucket and offset each parameter's gradient goes to, and the buckets' staging buffers. A gradient is packed
+ * as one unit, or, for a large weight whose gradient is among the last of the backward pass (see `rows`), as several:
+ * blocks of rows that the backward pass computes and reports one by one (Session.onGradPart), each opening a bucket
+ * of its own so that its all-reduce starts while the next block is computed. A bucket holds whole units.
+ */
 class Layout {
-  /** Parameter index (tree order) -> bucket, and offset in it. */
-  readonly bucket: Int32Array;
-  readonly offset: Int32Array;
+  /** Parameter index (tree order) -> its first unit; its units follow in order of their rows. */
+  readonly first: Int32Array;
+  /** Elements per unit of each parameter (its size when it is one unit; the last block may be shorter). */
+  readonly unit: Int32Array;
+  /** Unit -> bucket, offset in it, and length. */
+  readonly unitBucket: number[] = [];
+  readonly unitOffset: number[] = [];
+  readonly unitLength: number[] = [];
   readonly buffers: Float32Array[] = [];
-  /** Parameters per bucket. */
+  /** Units per bucket. */
   readonly counts: number[] = [];
+  /** The weights whose gradients come in blocks, and the rows per block (for tensorValueAndGrad's gradParts). */
+  readonly rows = new Map<Tensor, number>();
   /**
    * `order`: parameter indices in the order their gradients are packed; `finalMs`, when known (rank 0's first step),
-   * when each became final, in ms relative to the end of that backward pass, in the same order.
+   * when each became final, in ms relative to the end of that backward pass, in the same order. `split`: whether
+   * the large weights of the last bucket come in blocks (when buckets are reduced during the backward pass).
    */
-  constructor(readonly leaves: readonly Tensor[], order: readonly number[], capacity: number, readonly learned: boolean, finalMs?: ArrayLike<number>) {
-    this.bucket = new Int32Array(leaves.length);
-    this.offset = new Int32Array(leaves.length);
+  constructor(readonly leaves: readonly Tensor[], order: readonly number[], capacity: number, readonly learned: boolean, finalMs?: ArrayLike<number>, split = false) {
+    this.first = new Int32Array(leaves.length);
+    this.unit = new Int32Array(leaves.length);
     const tail = finalMs ? tailStart(order.map((j) => leaves[j]!.size), finalMs, capacity) : -1;
+    if (finalMs && split) {
+      // The all-reduce of what becomes final at the very end of the backward pass is what it cannot hide; a large
+      // weight among those (a first layer's, often most of the parameters) is reduced in blocks of rows instead.
+      const m = order.length, end = finalMs[m - 1]!, near = TAIL_GAP * (end - finalMs[0]!);
+      const piece = Math.max(1, Math.floor(capacity * PIECE_SHARE));
+      order.forEach((j, k) => {
+        const w = leaves[j]!;
+        if (w.rank !== 2 || w.size < 2 * piece || finalMs[k]! < end - near) return;
+        const [K, N] = w.shape as [number, number];
+        const rows = Math.ceil(K / Math.ceil(w.size / piece));
+        if (rows < K) { this.rows.set(w, rows); this.unit[j] = rows * N; }
+      });
+    }
     const sizes: number[] = [];
     let fill = 0;
     order.forEach((j, k) => {
-      const n = leaves[j]!.size;
-      if (!sizes.length || (fill > 0 && (fill + n > capacity || k === tail))) { sizes.push(0); this.counts.push(0); fill = 0; }
-      const b = sizes.length - 1;
-      this.bucket[j] = b;
-      this.offset[j] = fill;
-      fill += n;
-      sizes[b] = fill;
-      this.counts[b]!++;
+      const n = leaves[j]!.size, blocks = this.rows.has(leaves[j]!);
+      if (!blocks) this.unit[j] = n;
+      this.first[j] = this.unitBucket.length;
+      for (let at = 0; at < n || (n === 0 && at === 0); at += Math.max(1, this.unit[j]!)) {
+        const len = Math.min(n - at, this.unit[j]!);
+        if (!sizes.length || (fill > 0 && (fill + len > capacity || (at === 0 && k === tail) || blocks))) { sizes.push(0); this.counts.push(0); fill = 0; }
+        const b = sizes.length - 1;
+        this.unitBucket.push(b); this.unitOffset.push(fill); this.unitLength.push(len);
+        fill += len;
+        sizes[b] = fill;
+        this.counts[b]!++;
+        if (n === 0) break;
+      }
     });
     // Shared memory: the communicator's progress thread reduces in these buffers directly, with no copies.
     for (const n of sizes) this.buffers.push(new Float32Array(new SharedArrayBuffer(4 * n)));
@@ -263,7 +297,20 @@ class Layout {
   same(leaves: readonly Tensor[]): boolean {
     return leaves.length === this.leaves.length && leaves.every((t, i) => t === this.leaves[i]);
   }
+  /** The reduced gradient of parameter j (a view of its bucket when it is one unit). */
+  gradient(j: number): Float32Array {
+    const n = this.leaves[j]!.size, u0 = this.first[j]!;
+    const view = (u: number) => this.buffers[this.unitBucket[u]!]!.subarray(this.unitOffset[u]!, this.unitOffset[u]! + this.unitLength[u]!);
+    if (this.unit[j] === n) return view(u0);
+    const out = new Float32Array(n);
+    for (let u = u0, at = 0; at < n; at += this.unitLength[u]!, u++) out.set(view(u), at);
+    return out;
+  }
 }
+
+/** A weight gradient in blocks: about this share of a bucket per block. */
+const PIECE_SHARE = 1 / 4;
+
 
 /** Of the tail gradients' share of a bucket, and of the backward pass a gap in finality must span to be cut at. */
 const TAIL_SHARE = 1 / 4, TAIL_GAP = 1 / 20;
@@ -388,35 +435,54 @@ class Trainer<P> implements DataParallel<P> {
         next++;
       }
     };
-    const pack = (j: number, src: ArrayLike<number>): void => {
-      const dst = L.buffers[L.bucket[j]!]!, at = L.offset[j]!;
-      if (weight === 1) dst.set(src, at);
-      else for (let i = 0; i < src.length; i++) dst[at + i] = src[i]! * weight;
-      unfilled[L.bucket[j]!]!--;
+    // Packs the values of parameter j from element `from` on: whole units (a gradient, or blocks of its rows).
+    const pack = (j: number, src: Float32Array | Float64Array | Int32Array, from: number): void => {
+      let done = 0;
+      do { // (once for an empty gradient: its unit counts too)
+        const u = L.first[j]! + (L.unit[j] ? (from + done) / L.unit[j]! : 0), b = L.unitBucket[u]!, n = L.unitLength[u]!;
+        const dst = L.buffers[b]!, at = L.unitOffset[u]!;
+        if (weight === 1) dst.set(src.subarray(done, done + n), at);
+        else for (let i = 0; i < n; i++) dst[at + i] = src[done + i]! * weight;
+        unfilled[b]!--;
+        done += n;
+      } while (done < src.length);
       if (this.overlap) start();
+    };
+    // Reads a gradient (or a block of one) and packs it: at once on the CPU, when the read resolves on WebGPU.
+    const take = (j: number, t: Tensor, from: number, k: number): void => {
+      if (gpu) {
+        const read = readBack(t).then((src) => {
+          if (k >= 0) finalAt[k] = performance.now();
+          if (!ended) pack(j, src, from);
+        });
+        read.catch(() => {}); // observed below
+        reads.push(read);
+      } else pack(j, hostValues(t, 'dataParallel.step'), from);
+    };
+    const inBlocks = new Uint8Array(leaves.length);
+    const onGradPart = (leaf: Tensor, part: Tensor, offset: number): void => {
+      const j = index.get(leaf);
+      if (j === undefined) return;
+      const entered = performance.now();
+      inBlocks[j] = 1;
+      take(j, part, offset, -1);
+      hookMs += performance.now() - entered;
     };
     const onGradFinal = (leaf: Tensor, grad: Tensor): void => {
       const j = index.get(leaf);
       if (j === undefined) return;
       const entered = performance.now();
       const k = order.push(j) - 1;
-      if (gpu) {
-        const read = readBack(grad).then((src) => {
-          finalAt[k] = performance.now();
-          if (!ended) pack(j, src);
-        });
-        read.catch(() => {}); // observed below
-        reads.push(read);
-      } else {
-        finalAt.push(entered - hookMs);
-        pack(j, hostValues(grad, 'dataParallel.step'));
-      }
+      if (!gpu) finalAt.push(entered - hookMs);
+      if (!inBlocks[j]) take(j, grad, 0, k); // else its blocks are packed already
+      else if (gpu) finalAt[k] = entered; // (only rank 0's first step uses these, and it has no blocks)
       hookMs += performance.now() - entered;
     };
 
     let loss: Tensor | undefined, grads: unknown;
     try {
-      const r = tensorValueAndGrad(this.lossFn, undefined, [params, ...args], [0], { onGradFinal });
+      const gradParts = L.rows.size ? { rows: L.rows, hook: onGradPart } : undefined;
+      const r = tensorValueAndGrad(this.lossFn, undefined, [params, ...args], [0], { onGradFinal, gradParts });
       loss = r.value; grads = r.grads[0];
       // On WebGPU the loss is read back after the gradients (in the device's order), and the backward pass ends,
       // for the timings, when the device has computed every gradient and they are all packed.
@@ -446,7 +512,7 @@ class Trainer<P> implements DataParallel<P> {
       // rank or rejects on every rank: no rank updates its parameters unless all of them do.
       await this.comm.commit();
       // The reduced gradients, as new tensors for the optimizer (which consumes them).
-      const reduced = new Map(leaves.map((t, j) => [t, fromHost(t, L.buffers[L.bucket[j]!]!.subarray(L.offset[j]!, L.offset[j]! + t.size))]));
+      const reduced = new Map(leaves.map((t, j) => [t, fromHost(t, L.gradient(j))]));
       for (const g of distinctLeaves(grads)) g.dispose();
       grads = mapTree(params, (t) => reduced.get(t)!);
       const { lr } = await optimizer.step(params, grads);
@@ -473,7 +539,7 @@ class Trainer<P> implements DataParallel<P> {
     if (learnt.length !== 2 * m || new Set(order).size !== m || order.some((j) => !(j >= 0 && j < m)) || finalMs.some((t) => !Number.isFinite(t))) {
       throw new Error('rank 0 sent a bucket order that is not a permutation of the parameters with their times of finality');
     }
-    this.layout = new Layout(leaves, Array.from(order), this.capacity, true, finalMs);
+    this.layout = new Layout(leaves, Array.from(order), this.capacity, true, finalMs, this.overlap);
   }
 
   /** This rank's slice of each batch Tensor (rank ≥ 1) along axis 0; other arguments as they are. */

@@ -5,7 +5,7 @@
 // recorded pullbacks in reverse. An untransformed function gets the same ops and pullbacks recorded at run time
 // (the eager tape), so that REPL experiments work; it frees intermediates only when the garbage collector finds
 // them, and `explain(f)` says which path runs.
-import { Session, Tensor, within, currentSession, constant, detach, reshapeTensor, collecting, readsOf, type GradFinalHook, type RecordedOp } from './engine.js';
+import { Session, Tensor, within, currentSession, constant, detach, reshapeTensor, collecting, readsOf, type GradFinalHook, type GradPartHook, type RecordedOp } from './engine.js';
 
 type Fn = (...args: any[]) => any;
 export type TensorVjp = (this: unknown, s: Session | null, ...args: any[]) => [any, (() => void) | null];
@@ -304,6 +304,11 @@ export interface TensorGradOptions {
    * the tensor returned in `grads` (zeros when no gradient arrived): read it, do not dispose it. See Session.onGradFinal.
    */
   onGradFinal?: GradFinalHook;
+  /**
+   * With onGradFinal: the 2-D weights whose gradient is computed in blocks of rows (rows per block) when one matmul
+   * completes it, each block reported to `hook` as soon as it is computed. See Session.onGradPart.
+   */
+  gradParts?: { rows: ReadonlyMap<Tensor, number>; hook: GradPartHook };
 }
 
 /** Runs f, seeds the cotangent of its scalar result with 1 and returns the value and the gradients of `argnums`. */
@@ -317,6 +322,7 @@ export function tensorValueAndGrad(f: Function, self: unknown, args: unknown[], 
     for (const t of leaves) s.watch(t);
   }
   if (opts.onGradFinal) s.onGradFinal(opts.onGradFinal);
+  if (opts.gradParts) s.onGradPart(opts.gradParts.hook, opts.gradParts.rows);
   try {
     const { out, backward } = runForward(f, self, args, s);
     if (!(out instanceof Tensor) || out.size !== 1) {

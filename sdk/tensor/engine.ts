@@ -14,6 +14,7 @@
 // (tied embeddings, an RNN's weights, a block applied twice) receives the sum of every use.
 import { execOf, run } from '../../runtime-gpu/backend.js';
 import { ops } from '../../runtime-gpu/ops/index.js';
+import { matmulPullbackInRows } from '../../runtime-gpu/ops/matmul.js';
 import type { Backend, Exec, OpAttrs, OpName, PullbackArgs, UnaryFn } from '../../runtime-gpu/ops/types.js';
 import { UNARY_SAVES } from '../../runtime-gpu/ops/elementwise.js';
 import { type DType, type Meta, type Shape, OpError, bytesPerElement, fmt, size } from '../../runtime-gpu/shape.js';
@@ -225,6 +226,11 @@ type Node = OpNode | CallNode;
 
 /** Called once per watched leaf, as soon as its gradient is final (see Session.onGradFinal). */
 export type GradFinalHook = (leaf: Tensor, grad: Tensor) => void;
+/**
+ * Called with each block of rows of a weight gradient computed in blocks (see Session.onGradPart): `part` holds the
+ * elements from `offset` on (row-major) of the gradient, and they are final.
+ */
+export type GradPartHook = (leaf: Tensor, part: Tensor, offset: number) => void;
 
 export class Session {
   static last = 0;
@@ -295,6 +301,38 @@ export class Session {
     if (!g) this.set(t, (g = constant(t.backend, t.shape, 0))); // what gradientTree would make
     this.hook!(t, g);
   }
+  // ---- gradients in blocks of rows ----
+  //
+  // The last gradient of a backward pass is typically the first layer's weight gradient, W̄ = xᵀ z̄, and it is often
+  // the largest one: whoever waits for it (a data-parallel all-reduce) waits for all of it, after the backward pass.
+  // Rows k0..k1 of W̄ need only columns k0..k1 of x, so W̄ can be computed in blocks of rows, and each block is final
+  // the moment it is computed when the matmul is the last node reading W (and no cotangent reached W before it).
+  // For the leaves asked for, the engine then computes the gradient block by block and reports each block; the
+  // gradient-final hook still gets the whole gradient (the blocks concatenated) after the node, as before.
+
+  private partHook: GradPartHook | null = null;
+  private splitRows: ReadonlyMap<Tensor, number> | null = null;
+
+  /**
+   * For each leaf of `rows` (a 2-D f32 weight [K, N]): when its gradient is completed by one matmul in which it is
+   * the untransposed right operand, computes that gradient in blocks of `rows.get(leaf)` rows and calls
+   * `hook(leaf, block, offset)` with each as soon as it is computed; otherwise the gradient is computed whole and only
+   * the gradient-final hook sees it. Needs onGradFinal (which counts the uses that tell when a gradient is final).
+   */
+  onGradPart(hook: GradPartHook, rows: ReadonlyMap<Tensor, number>): void {
+    if (!this.uses) throw new Error('onGradPart needs onGradFinal first (it counts the uses that tell when a gradient is final)');
+    this.partHook = hook;
+    this.splitRows = rows;
+  }
+  /** Rows per block if this matmul node completes the gradient of a leaf asked for in blocks, else 0. */
+  private rowsOf(n: OpNode, needs: readonly boolean[]): number {
+    const w = n.inputs[1]!, rows = this.splitRows?.get(w);
+    if (!rows || !needs[1] || n.attrs.transB || w.rank !== 2 || w.dtype !== 'f32' || rows >= w.shape[0]!) return 0;
+    // Final right after this node: its last reader, no cotangent before it, and read once here (not as a, nor as bias).
+    if (this.uses!.get(w) !== 1 || this.cot.has(w) || n.inputs.indexOf(w) !== 1 || n.inputs.lastIndexOf(w) !== 1) return 0;
+    return rows;
+  }
+
   /** After the backward pass: reports the leaves still counted (read by no recorded node), in the order watched. */
   finishGradFinal(): void {
     if (this.uses) for (const t of [...this.uses.keys()]) this.final(t);
@@ -344,6 +382,7 @@ export class Session {
 
   private runNode(n: OpNode): void {
     const cots = n.outputs.map((o) => this.take(o) ?? null);
+    const blocks: Tensor[] = [];
     try {
       if (cots[0] === null) return; // no cotangent reached this op: nothing flows to its inputs
       const needs = n.inputs.map((t) => this.isActive(t) && t.dtype !== 'i32');
@@ -357,6 +396,8 @@ export class Session {
         reshape: (t, s) => { const o = base.reshape(t, s); created.push(o); return o; },
         full: (s, v, d) => { const o = base.full(s, v, d); created.push(o); return o; },
       };
+      // Blocks of a gradient computed in rows: reported as they come, owned here until the node has run.
+      const used = new Set<unknown>();
       let grads: (unknown | null)[];
       if (n.name === 'reshape') {
         grads = [x.reshape(cots[0]!.value('reshape backward'), n.inputs[0]!.shape)];
@@ -366,12 +407,19 @@ export class Session {
           inputs: n.inputs.map((t) => t.cell.v ?? metaOnly(t)), outputs: n.outputs.map((t) => t.cell.v ?? metaOnly(t)),
           attrs: n.attrs, cot: cots.map((c) => (c ? c.value(`${n.name} backward`) : null)), needs,
         };
-        grads = (rule.pullback as any)(x, args);
+        const rows = n.name === 'matmul' && this.partHook ? this.rowsOf(n, needs) : 0;
+        if (rows) {
+          const w = n.inputs[1]!, cols = w.shape[1]!, hook = this.partHook!;
+          grads = matmulPullbackInRows(x, args as PullbackArgs<unknown, 'matmul'>, rows, (v, row) => {
+            used.add(v);
+            blocks.push(wrap(be, v));
+            hook(w, blocks[blocks.length - 1]!, row * cols);
+          });
+        } else grads = (rule.pullback as any)(x, args);
       }
       // Wrap what flows to the inputs; a pullback may pass a cotangent straight through (add), possibly twice.
       const known = new Map<unknown, Tensor>();
       cots.forEach((c) => c && known.set(c.cell.v, c));
-      const used = new Set<unknown>();
       grads.forEach((g, i) => {
         if (g === null || g === undefined || !needs[i]) return;
         let t = known.get(g);
@@ -382,6 +430,7 @@ export class Session {
       });
       for (const v of created) if (!used.has(v)) be.free(v);
     } finally {
+      for (const t of blocks) t.release();
       for (const c of cots) c?.release();
       for (const t of n.kept) t.release();
       n.kept.length = 0;

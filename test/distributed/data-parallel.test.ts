@@ -62,7 +62,7 @@ test('4 steps on 2 and 3 workers, buckets rebuilt from rank 0\'s order and times
   await oneStepMatches(3, 10, { steps: 4, bucketBytes: 256 });
 });
 
-test('StepTiming.bucketTimes: each bucket\'s all-reduce asked for, started and done in that order, relative to the end of backward', async () => {
+test('StepTiming.bucketTimes: each bucket\'s all-reduce asked for, started and done in that order, relative to the end of backward; the last weight in blocks', async () => {
   for (const overlap of [true, false]) {
     const reports: Report[] = await w.run({ ...base, workers: 2, batch: 12, steps: 3, bucketBytes: 256, overlap });
     for (const r of reports) {
@@ -72,6 +72,11 @@ test('StepTiming.bucketTimes: each bucket\'s all-reduce asked for, started and d
       // Started and done come from the progress thread's clock: allow a little for the threads' clocks to differ.
       for (const b of r.bucketTimes) assert.ok(b.calledMs <= b.startedMs + 0.5 && b.startedMs <= b.endedMs, `${what}: ${JSON.stringify(b)}`);
       for (let k = 1; k < r.bucketTimes.length; k++) assert.ok(r.bucketTimes[k]!.startedMs >= r.bucketTimes[k - 1]!.endedMs, `${what}: bucket ${k} started before bucket ${k - 1} was done`);
+      // The first layer's weight [12, 16] is the gradient final last (with its bias): with overlap it is reduced in
+      // blocks of one row (a quarter of a 64-float bucket), each as soon as the backward pass has computed it.
+      const lengths = r.bucketTimes.map((b) => b.length);
+      if (overlap) assert.equal(lengths.slice(-12), [...Array<number>(11).fill(16), 16 + 16], `${what}: ${lengths}`);
+      else assert.ok(lengths.includes(12 * 16), `${what}: ${lengths}`);
       const before = r.bucketTimes.filter((b) => b.calledMs < 0).length;
       if (overlap) assert.ok(before >= r.buckets - 1, `${what}: ${before} of ${r.buckets} buckets asked for during backward`);
       else assert.is(before, 0, `${what}: a bucket asked for during backward`);

@@ -103,4 +103,39 @@ test('the eager tape (an untransformed function) reports the same order and valu
   sameAsAtHook(w, leavesOf(layers), gradsOf(w.grads[0]));
 });
 
+test('gradParts: a weight gradient completed by one matmul comes in blocks of rows as they are computed, then whole', () => {
+  // Layers 6-8-7-5 over a 4-row batch; w0 [6, 8] in blocks of 4 rows (4 + 2), w1 [8, 7] in blocks of 3 (3 + 3 + 2).
+  const plain = watched(m.mlpLoss, [layers, x, y, 'mean']);
+  const events: string[] = m.events;
+  events.length = 0;
+  const blocks: { leaf: Tensor; offset: number; values: number[] }[] = [], atHook = new Map<Tensor, number[]>();
+  const rows = new Map<Tensor, number>([[layers[0]!.w, 4], [layers[1]!.w, 3], [layers[2]!.b, 2]]);
+  const r = tensorValueAndGrad(m.mlpLoss, undefined, [layers, x, y, 'mean'], [0], {
+    onGradFinal: (leaf, grad) => { events.push(names.get(leaf)!); atHook.set(leaf, Array.from(hostValues(grad))); },
+    gradParts: { rows, hook: (leaf, part, offset) => { events.push(`${names.get(leaf)}@${offset}`); blocks.push({ leaf, offset, values: Array.from(hostValues(part)) }); } },
+  });
+  // The blocks come right before their gradient is final, in order of rows; a 1-D leaf (b2) is not split.
+  assert.equal(events, ['w2', 'b2', 'w1@0', 'w1@21', 'w1@42', 'w1', 'b1', 'probe', 'w0@0', 'w0@32', 'w0', 'b0']);
+  for (const leaf of leavesOf(layers)) {
+    const whole = atHook.get(leaf)!, mine = blocks.filter((b) => b.leaf === leaf);
+    // Each block holds the final values of its rows; the gradient is the blocks, and equals the one computed whole.
+    for (const b of mine) assert.equal(b.values, whole.slice(b.offset, b.offset + b.values.length), `${names.get(leaf)}@${b.offset}`);
+    if (mine.length) assert.is(mine.reduce((n, b) => n + b.values.length, 0), whole.length);
+    const want = plain.atHook.get(leaf)!.values;
+    assert.ok(whole.every((v, i) => Math.abs(v - want[i]!) <= 1e-6 * (1 + Math.abs(want[i]!))), `${names.get(leaf)} differs from the gradient computed whole`);
+  }
+  gradsOf(r.grads[0]).forEach((g, i) => assert.equal(Array.from(hostValues(g)), atHook.get(leavesOf(layers)[i]!)));
+  // Not where another use added to it: the weight of a layer applied twice.
+  const sq = m.initMlp([6, 8, 8, 5], 9) as Dense[];
+  const tied = [sq[0]!, sq[1]!, sq[1]!, sq[2]!];
+  names.set(sq[1]!.w, 't.w');
+  const seen: string[] = [];
+  tensorValueAndGrad(m.mlpLoss, undefined, [tied, x, y, 'mean'], [0], {
+    onGradFinal: () => {},
+    gradParts: { rows: new Map([[sq[1]!.w, 2]]), hook: (leaf, _p, offset) => { seen.push(`${names.get(leaf)}@${offset}`); } },
+  });
+  assert.equal(seen, [], 'its first use completes a gradient to which the second use added: computed whole');
+  assert.throws(() => tensorValueAndGrad(m.mlpLoss, undefined, [layers, x, y, 'mean'], [0], { gradParts: { rows, hook: () => {} } }), /onGradFinal/);
+});
+
 test.run();
