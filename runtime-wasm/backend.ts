@@ -95,15 +95,28 @@ function reshapeShape(from: Shape, to: Shape): number[] {
  * dst[dOff + Σ c_k dSt_k] = src[sOff + Σ c_k sSt_k] for every index c of `shape` (strided copy; strides may be 0
  * on the source side for broadcasting).
  */
-function stridedCopy(src: ArrayLike<number>, sOff: number, sSt: readonly number[], dst: { [i: number]: number }, dOff: number, dSt: readonly number[], shape: readonly number[]): void {
-  const n = size(shape), r = shape.length;
+function stridedCopy(src: ArrayLike<number>, sOff: number, sSt0: readonly number[], dst: { [i: number]: number }, dOff: number, dSt0: readonly number[], shape0: readonly number[]): void {
+  const n = size(shape0);
   if (n === 0) return;
+  // Merge axes that are contiguous on both sides (a slice of whole rows, concat along axis 0: one run), so that
+  // the inner loop is as long as it can be; a long run between typed arrays of one kind is a native copy.
+  const shape: number[] = [], sSt: number[] = [], dSt: number[] = [];
+  shape0.forEach((d, k) => {
+    if (d === 1) return;
+    const m = shape.length - 1;
+    if (m >= 0 && sSt[m] === sSt0[k]! * d && dSt[m] === dSt0[k]! * d) { shape[m]! *= d; sSt[m] = sSt0[k]!; dSt[m] = dSt0[k]!; return; }
+    shape.push(d); sSt.push(sSt0[k]!); dSt.push(dSt0[k]!);
+  });
+  const r = shape.length;
   if (r === 0) { dst[dOff] = src[sOff]!; return; }
   const idx = new Array<number>(r).fill(0);
   const last = r - 1, L = shape[last]!, ss = sSt[last]!, ds = dSt[last]!;
+  const runs = ss === 1 && ds === 1 && L >= 16 && ArrayBuffer.isView(src) && ArrayBuffer.isView(dst) && src.constructor === dst.constructor;
+  const S = src as unknown as Float32Array, D = dst as unknown as Float32Array;
   let so = sOff, d = dOff;
   for (let i = 0; i < n; i += L) {
-    for (let j = 0; j < L; j++) dst[d + j * ds] = src[so + j * ss]!;
+    if (runs) D.set(S.subarray(so, so + L), d);
+    else for (let j = 0; j < L; j++) dst[d + j * ds] = src[so + j * ss]!;
     for (let k = last - 1; k >= 0; k--) {
       idx[k]!++; so += sSt[k]!; d += dSt[k]!;
       if (idx[k]! < shape[k]!) break;
