@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // npm run bench:dp (node --import pullback/register bench/dp.ts [--quick]) — data-parallel training steps of the
 // training benchmark's two models (bench/train.ts: the MLP 784→256→256→10 at batch 128, and the 4-block
-// transformer d_model 128, seq 128 at batch 4; AdamW) on the CPU backend:
+// transformer d_model 128, seq 128 at batch 4; AdamW) on the CPU backend (or WebGPU, --backend=webgpu):
 //  - 1 worker: valueAndGrad + AdamW on the whole batch, in this thread alone (the other rank waits, idle);
 //  - 2 workers, without overlap: each rank takes half the batch, every gradient bucket is all-reduced after the
 //    backward pass (reduce after backward);
@@ -19,7 +19,8 @@
 //
 // On a 2-core machine the two workers and their progress threads share two cores, so the step times show how
 // data-parallel training competes for the CPU here rather than the speed-up of one core per worker; the fraction
-// hidden is the figure this benchmark is about. Flags: --quick (fewer steps), --model=mlp,transformer,
+// hidden is the figure this benchmark is about. Flags: --quick (fewer steps), --model=mlp,transformer, --backend=webgpu
+// (each rank with a device of its own, on the adapter PULLBACK_GPU_ADAPTER names: swiftshader by default, hardware),
 // --bucket-bytes=N (default 1 MiB), --trace (each bucket's all-reduce on both ranks, relative to the end of the
 // backward pass: when asked for, started and done on the progress thread; medians).
 import { parentPort } from 'node:worker_threads';
@@ -32,7 +33,11 @@ import { median, report, row, type BenchRow } from './report.js';
 import { paramTree } from './params.js';
 
 /** Warm-up and timed rounds per model: an MLP step takes milliseconds, so it needs many rounds to get past the noise. */
-interface Plan { models: ModelCase['kind'][]; warmup: number; reps: Record<ModelCase['kind'], number>; bucketBytes: number }
+interface Plan {
+  models: ModelCase['kind'][]; warmup: number; reps: Record<ModelCase['kind'], number>; bucketBytes: number;
+  /** Every rank's backend; on WebGPU each rank opens its own device on the adapter PULLBACK_GPU_ADAPTER names (default SwiftShader). */
+  backend: 'cpu' | 'webgpu'; adapter: 'swiftshader' | 'hardware' | 'auto';
+}
 const WORKERS = 2;
 
 
@@ -101,13 +106,13 @@ async function runCase(kind: ModelCase['kind'], plan: Plan, comm: Awaited<Return
 }
 
 /** What every rank runs: the cases in turn, on one world. */
-async function ranks(plan: Plan): Promise<CaseResult[]> {
-  await init({ backend: 'cpu' });
+async function ranks(plan: Plan): Promise<{ results: CaseResult[]; description: string }> {
+  const { description } = plan.backend === 'cpu' ? await init({ backend: 'cpu' }) : await init({ backend: 'webgpu', adapter: plan.adapter });
   const comm = await launch({ workers: WORKERS, workerData: plan, onMessage: (_rank, m) => { peerInbox.push((m as PeerTimings).peerTimings); } });
   const out: CaseResult[] = [];
   for (const kind of plan.models) out.push(await runCase(kind, plan, comm));
   await comm.close();
-  return out;
+  return { results: out, description };
 }
 
 /** Per bucket, medians over the steps (ms relative to the end of this rank's backward pass). */
@@ -131,10 +136,13 @@ if (isLaunchedWorker()) {
   const plan: Plan = {
     models: (flag('model')?.split(',') ?? ['mlp', 'transformer']) as ModelCase['kind'][],
     warmup: quick ? 2 : 5, reps: quick ? { mlp: 20, transformer: 5 } : { mlp: 100, transformer: 30 }, bucketBytes: Number(flag('bucket-bytes') ?? 1 << 20),
+    backend: (flag('backend') ?? 'cpu') as Plan['backend'], adapter: (process.env.PULLBACK_GPU_ADAPTER ?? 'swiftshader') as Plan['adapter'],
   };
+  if (plan.backend !== 'cpu' && plan.backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${plan.backend}`);
   const started = performance.now();
-  const results = await ranks(plan);
-  const adapter = `cpu (Wasm, 1 thread per rank), ${WORKERS} ranks on ${(await import('node:os')).availableParallelism()} cores`;
+  const { results, description } = await ranks(plan);
+  const cores = `${WORKERS} ranks on ${(await import('node:os')).availableParallelism()} cores`;
+  const adapter = plan.backend === 'cpu' ? `cpu (Wasm, 1 thread per rank), ${cores}` : `webgpu (${description}, a device per rank), ${cores}`;
   const rows: BenchRow[] = [];
   const fmt = (x: number) => x.toFixed(1).padStart(7);
   for (const r of results) {
