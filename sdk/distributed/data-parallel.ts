@@ -255,7 +255,7 @@ class Layout {
   /**
    * `order`: parameter indices in the order their gradients are packed; `finalMs`, when known (rank 0's first step),
    * when each became final, in ms relative to the end of that backward pass, in the same order. `split`: whether
-   * the large weights of the last bucket come in blocks (when buckets are reduced during the backward pass).
+   * the large weights final at the very end come in blocks (when buckets are reduced during the backward pass).
    */
   constructor(readonly leaves: readonly Tensor[], order: readonly number[], capacity: number, readonly learned: boolean, finalMs?: ArrayLike<number>, split = false) {
     this.first = new Int32Array(leaves.length);
@@ -310,7 +310,6 @@ class Layout {
 
 /** A weight gradient in blocks: about this share of a bucket per block. */
 const PIECE_SHARE = 1 / 4;
-
 
 /** Of the tail gradients' share of a bucket, and of the backward pass a gap in finality must span to be cut at. */
 const TAIL_SHARE = 1 / 4, TAIL_GAP = 1 / 20;

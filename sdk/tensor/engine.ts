@@ -382,7 +382,7 @@ export class Session {
 
   private runNode(n: OpNode): void {
     const cots = n.outputs.map((o) => this.take(o) ?? null);
-    const blocks: Tensor[] = [];
+    const blocks: Tensor[] = []; // of a gradient computed in rows: reported as they come, owned here until the node has run
     try {
       if (cots[0] === null) return; // no cotangent reached this op: nothing flows to its inputs
       const needs = n.inputs.map((t) => this.isActive(t) && t.dtype !== 'i32');
@@ -396,7 +396,6 @@ export class Session {
         reshape: (t, s) => { const o = base.reshape(t, s); created.push(o); return o; },
         full: (s, v, d) => { const o = base.full(s, v, d); created.push(o); return o; },
       };
-      // Blocks of a gradient computed in rows: reported as they come, owned here until the node has run.
       const used = new Set<unknown>();
       let grads: (unknown | null)[];
       if (n.name === 'reshape') {
