@@ -225,8 +225,8 @@ function precheck(c: WasmCandidate): string | undefined {
  * adjoints from the same slots after it.
  */
 function wrappers(fn: Fn, gradient?: '$grev' | '$rev', ints?: Set<string>): string {
-  // The gradient sweeps' wrappers ($gfwd$w, $grev$w) run f$gfwd and f$grev (or f$rev) and hand back the arrays'
-  // adjoints only: grad holds the number parameters constant, and its adjoints start from zero.
+  // The gradient sweeps' wrappers ($gfwd$w, $grev$w, and $grad$w for both) run f$gfwd and f$grev (or f$rev) and
+  // hand back the arrays' adjoints only: grad holds the number parameters constant, and its adjoints start from zero.
   const F = gradient ? '$gfwd' : '$fwd', R = gradient ?? '$rev';
   const arrs = fn.params.map((p, i) => ({ p, i })).filter(({ p }) => p.type === 'arr');
   const nums = fn.params.filter((p) => p.type === 'num');
@@ -258,7 +258,21 @@ function wrappers(fn: Fn, gradient?: '$grev' | '$rev', ints?: Set<string>): stri
     `  return ${numOut === 1 ? 'r' : '0.0'};`,
     '}',
   ];
-  return [...fwd, '', ...rev].join('\n');
+  if (!gradient) return [...fwd, '', ...rev].join('\n');
+  // grad's direct path (sdk/ad/wasm.ts) runs both gradient sweeps in one call, with the seed 1: one entry into
+  // Wasm and one frame lookup instead of two (measured: 42 against 50 ns for Rosenbrock of 2 values).
+  const sweeps = (int: boolean) => {
+    const call = (f: string, tail: string[]) => `${asName(`${fn.prefix}${f}${int ? INT_SUFFIX : ''}`)}(${['fr.tape', ...(int ? intArgs : args), ...tail].join(', ')});`;
+    return [call(F, shadows), ...shadows.map((s) => `$zero(${s});`), call(R, [...shadows, '1.0'])];
+  };
+  const both = [
+    `export function ${fn.prefix}$grad$w(${['id: i32', ...arrs.map(({ i }) => `len${i}: i32`), ...numSig].join(', ')}): void {`,
+    '  const fr = $frame(id);',
+    ...arrs.flatMap(({ i }, j) => [`  const a${i} = $slot(fr, ${2 * j}, len${i});`, `  const s${i} = $slot(fr, ${2 * j + 1}, len${i});`]),
+    ...(test ? [`  if (${test}) {`, ...sweeps(true).map((l) => `    ${l}`), '  } else {', ...sweeps(false).map((l) => `    ${l}`), '  }'] : sweeps(false).map((l) => `  ${l}`)),
+    '}',
+  ];
+  return [...fwd, '', ...rev, '', ...both].join('\n');
 }
 
 const INT_SUFFIX = '$int';

@@ -11,8 +11,9 @@
 // array arguments into slots 2j+1 the same way (the reverse sweep adds to them, as the JS sweep adds to the
 // caller's arrays; grad's sweeps `<f>$grev$w` start from zero instead, without that copy) and calls
 // `<f>$rev$w(frame, numbers..., seed)`; the array adjoints are then read from those slots, and the adjoints
-// of the number parameters, when there are several, from the staging buffer. Slots are reused from call to
-// call; they are reallocated only when a length changes.
+// of the number parameters, when there are several, from the staging buffer. grad's direct path calls
+// `<f>$grad$w(frame, lengths..., numbers...)` instead of the two gradient sweeps' wrappers: both sweeps in one
+// call, with the seed 1. Slots are reused from call to call; they are reallocated only when a length changes.
 
 /** Past this many values (8 bytes each) a tape refuses to grow: set from JS through `$setLimit`. */
 let $limit: i32 = 1 << 26;
@@ -112,12 +113,16 @@ function $frameOf(id: i32): Frame {
   return unchecked($frames[id]);
 }
 
+// $frame and $slot run in every wrapper, several times per gradient: inlined, with the allocating part out of
+// line. (V8 does not inline calls between Wasm functions; these calls were a fifth of a gradient of 2 values.)
+
 /** The frame of a forward sweep, its tape emptied. */
-function $frame(id: i32): Frame {
-  const fr = $frameOf(id);
-  fr.tape.sp = 0;
-  fr.tape.rp = 0;
-  fr.tape.end = min(fr.tape.f.length, $limit);
+@inline function $frame(id: i32): Frame {
+  const fr = id < $frames.length ? unchecked($frames[id]) : $frameOf(id);
+  const t = fr.tape;
+  t.sp = 0;
+  t.rp = 0;
+  t.end = min(t.f.length, $limit);
   return fr;
 }
 
@@ -125,7 +130,17 @@ function $frameAt(id: i32): Frame {
   return $frames[id];
 }
 
-function $slot(fr: Frame, k: i32, len: i32): Float64Array {
+/** Slot k of frame `fr`, with room for `len` values (a new array when its length changes). */
+@inline function $slot(fr: Frame, k: i32, len: i32): Float64Array {
+  const slots = fr.slots;
+  if (k < slots.length) {
+    const a = unchecked(slots[k]);
+    if (a.length == len) return a;
+  }
+  return $resize(fr, k, len);
+}
+
+function $resize(fr: Frame, k: i32, len: i32): Float64Array {
   while (fr.slots.length <= k) fr.slots.push($EMPTY);
   let a = unchecked(fr.slots[k]);
   if (a.length != len) {

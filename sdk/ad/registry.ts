@@ -38,7 +38,7 @@ export interface Adjoint {
 
 /**
  * The gradient with respect to array parameter `which` in one call, without a JS tape or adjoint arrays of its
- * own (the Wasm gradient sweeps: both sweeps run back to back and the result is copied out of linear memory).
+ * own (the Wasm gradient sweeps: both run in one call into the module, and the result is copied out of linear memory).
  */
 export type DirectGradient = (args: ArrayLike<unknown>, which: number) => Float64Array;
 

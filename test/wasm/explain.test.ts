@@ -78,6 +78,33 @@ test('argument slots: lengths that change and change back, a caller\'s adjoints,
   assert.ok(relativeError([run(ad)], [run(ad.js!)]) <= 1e-12);
 });
 
+test('argument slots shared by functions of one module: grad reads each slot through a view of its own place', async () => {
+  // The glue trusts a cached view of a slot while its length is the one asked for (sdk/ad/wasm.ts, slot). Here
+  // slot 1 of the frame changes length under twoArrays' gradient with respect to x (which reads only slot 3)
+  // and comes back to oneArray's length: read through its old place, oneArray's gradient would be the one of
+  // the call before (or whatever the module's collector put there since).
+  const s = await loadWasm('test/wasm/slots-program.ts');
+  for (const f of [s.oneArray, s.twoArrays]) assert.is(explain(f).backend, 'wasm', String(explain(f)));
+  const want = (f: unknown, args: unknown[], which: number) => { const ad = adjoint(f)!; return sweepOnce(ad, ad.js!, args)[1 + which]!; };
+  const same = (got: Float64Array, w: number[], what: string) => {
+    let scale = 0, worst = 0; // relativeError's measure, in loops (its spread of 2^20 values overflows the stack)
+    for (const v of w) scale = Math.max(scale, Math.abs(v));
+    for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(got[i]! - w[i]!));
+    assert.ok(got.length === w.length && worst <= 1e-12 * scale, `${what}: off by ${worst} (scale ${scale})`);
+  };
+  const vec = (n: number, phase: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(i + phase));
+  for (let round = 0; round < 70; round++) { // past 64 gradients, so that the module collects its garbage in between
+    const x = vec(4, round), w = vec(6 + (round % 3), 2 * round), y = vec(4 + (round % 2), 3 * round);
+    same(grad(s.oneArray)(x, 0.4) as Float64Array, want(s.oneArray, [x, 0.4], 0), `oneArray, round ${round}`);
+    if (round % 2) same(grad(s.twoArrays, 1)(w, y) as Float64Array, want(s.twoArrays, [w, y], 1), `twoArrays d/dx, round ${round}`);
+    else same(grad(s.twoArrays)(w, y) as Float64Array, want(s.twoArrays, [w, y], 0), `twoArrays d/dw, round ${round}`);
+  }
+  // A memory that grows detaches every cached view: a gradient of 2^20 values, then small ones again.
+  const big = vec(1 << 20, 1), x = vec(4, 7);
+  same(grad(s.twoArrays, 1)(x, big) as Float64Array, want(s.twoArrays, [x, big], 1), 'twoArrays d/dx, 2^20 values');
+  same(grad(s.oneArray)(x, 0.4) as Float64Array, want(s.oneArray, [x, 0.4], 0), 'oneArray after the memory grew');
+});
+
 test('tape growth: a loop of a million iterations', () => {
   const ad = adjoint(m.longLoop)!;
   const args = [0.3, 1_000_000];
