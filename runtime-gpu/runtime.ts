@@ -85,6 +85,8 @@ export interface RuntimeOptions extends DeviceOptions {
   tiledGemm?: boolean;
   /** Default: true on SwiftShader, false on hardware adapters. */
   rowPerInvocation?: boolean;
+  /** Read and write f16 tensors as WGSL f16 (`shader-f16`). Default: whether the device has the feature. */
+  nativeF16?: boolean;
 }
 
 export class GpuRuntime {
@@ -114,6 +116,14 @@ export class GpuRuntime {
    * SwiftShader, one on real GPUs. Tests switch it.
    */
   rowPerInvocation: boolean;
+  /**
+   * f16 tensors are read and written as WGSL `f16` values (`enable f16;`, the `shader-f16` feature) when true, and
+   * as two halves of a u32 word (pack2x16float / unpack2x16float, which every adapter has) when false. The layout
+   * in memory is the same either way. Default: whether the device was created with `shader-f16`; tests switch it.
+   */
+  nativeF16: boolean;
+  /** Aligned matmuls through the register-blocked vec4 kernel (default true); false sends them to the GEMM above. Tests switch it. */
+  vec4Matmul = true;
   /** Attention on short sequences through materialised per-head score matrices and GEMMs (default true). Tests switch it. */
   shortAttention = true;
   /** Counters for tests and tuning. */
@@ -123,6 +133,9 @@ export class GpuRuntime {
     this.batchSize = opts.batchSize ?? 256;
     this.tiledGemm = opts.tiledGemm ?? !adapter.software;
     this.rowPerInvocation = opts.rowPerInvocation ?? adapter.software;
+    const hasF16 = adapter.features.includes('shader-f16');
+    if (opts.nativeF16 && !hasF16) throw new Error(`pullback: nativeF16 needs the 'shader-f16' feature, which ${adapter.description || 'this adapter'} does not have`);
+    this.nativeF16 = opts.nativeF16 ?? hasF16;
     device.addEventListener?.('uncapturederror', (ev: Event) => {
       // A validation error is a bug in a kernel: remember it and throw at the next read rather than return garbage.
       this.deviceError ??= new Error(`pullback internal WebGPU error: ${(ev as GPUUncapturedErrorEvent).error?.message}`);

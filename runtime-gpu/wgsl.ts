@@ -22,6 +22,26 @@ export function wgslType(d: DType): 'f32' | 'i32' {
   return d;
 }
 
+/**
+ * f16 tensors in kernels. Storage is the same either way (two halves per 4 bytes, element 2j in the low half);
+ * with `rt.nativeF16` a kernel declares the buffer `array<f16>` (its module starting with `enable f16;`),
+ * otherwise `array<u32>` and unpacks. Arithmetic is f32 in both: f16 is read into f32 and rounded on store.
+ */
+export function storageType(rt: GpuRuntime, d: DType): string {
+  return d === 'f16' ? (rt.nativeF16 ? 'f16' : 'u32') : d;
+}
+
+/** `enable f16;` (which must open a module) when any of the dtypes is f16 and the runtime reads f16 natively. */
+export function enableF16(rt: GpuRuntime, ...dtypes: DType[]): string {
+  return rt.nativeF16 && dtypes.includes('f16') ? 'enable f16;\n' : '';
+}
+
+/** WGSL expression: element `idx` (a u32 expression) of buffer `name` holding dtype d, as f32 (i32 as i32). */
+export function loadElement(rt: GpuRuntime, name: string, d: DType, idx: string): string {
+  if (d !== 'f16') return `${name}[${idx}]`;
+  return rt.nativeF16 ? `f32(${name}[${idx}])` : `unpack2x16float(${name}[(${idx}) >> 1u])[(${idx}) & 1u]`;
+}
+
 /** Workgroup counts for n invocations of WG threads, folded into 2D when above the per-dimension limit. */
 export function grid(n: number, wg = WG): [number, number] {
   const groups = Math.ceil(n / wg);

@@ -3,7 +3,7 @@
 // where/select, broadcastTo and cast.
 import { OpError, broadcastShapes, describe, expectDtype, fmt, size, type DType, type Meta } from '../shape.js';
 import { type HostTensor, hostZeros, roundTo } from '../host.js';
-import { MATH, SPECIALS, grid as gridOf, mapKernel, wgslType } from '../wgsl.js';
+import { MATH, SPECIALS, enableF16, grid as gridOf, loadElement, mapKernel, storageType, wgslType } from '../wgsl.js';
 import type { GpuRuntime, Tensor } from '../runtime.js';
 import type { ArithFn, BinaryFn, CompareFn, Family, UnaryFn } from './types.js';
 import { at, bin, broadcastIndex, scalar, sumTo, un } from './util.js';
@@ -209,22 +209,33 @@ export const elementwiseOps = {
       const n = x!.size;
       if (x!.dtype === dtype) return [mapKernelCopy(rt, x!)];
       if (dtype === 'f16') {
-        // Two elements per u32 word: one invocation per word.
+        // Two elements per 4-byte word, one invocation per word: written as a vec2<f16> with shader-f16, else packed.
         const out = rt.empty(x!.shape, 'f16', 'cast');
         const src = x!.dtype === 'f32' ? 'a[j]' : 'f32(a[j])';
-        const code = `${SPECIALS}
-@group(0) @binding(0) var<storage, read> a: array<${x!.dtype}>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
-fn ld(j: u32) -> f32 { if (j >= ${n}u) { return 0.0; } return ${src}; }
-// pack2x16float is indeterminate outside the finite f16 range: overflow to infinity by hand, as IEEE rounding does.
-fn toH(v: f32) -> u32 {
+        const native = rt.nativeF16;
+        // Conversions (and pack2x16float) are indeterminate outside the finite f16 range: overflow to infinity by
+        // hand, as IEEE rounding does (65520 and up round to infinity; below it, to at most 65504).
+        const write = native
+          ? `fn toH(v: f32) -> f16 {
+  if (abs(v) >= 65520.0) { let inf = bitcast<vec2<f16>>(HINF_BITS).x; return select(inf, -inf, v < 0.0); }
+  return f16(clamp(v, -65504.0, 65504.0));
+}
+fn put(w: u32, lo: f32, hi: f32) { out[w] = vec2<f16>(toH(lo), toH(hi)); }`
+          : `fn toH(v: f32) -> u32 {
   if (abs(v) >= 65520.0) { return select(0x7c00u, 0xfc00u, v < 0.0); }
   return pack2x16float(vec2f(v, 0.0)) & 0xffffu;
 }
+fn put(w: u32, lo: f32, hi: f32) { out[w] = toH(lo) | (toH(hi) << 16u); }`;
+        const code = `${native ? 'enable f16;\n' : ''}${SPECIALS}
+var<private> HINF_BITS: u32 = 0x7c007c00u;
+@group(0) @binding(0) var<storage, read> a: array<${x!.dtype}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${native ? 'vec2<f16>' : 'u32'}>;
+fn ld(j: u32) -> f32 { if (j >= ${n}u) { return 0.0; } return ${src}; }
+${write}
 @compute @workgroup_size(256) fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let w = gid.x + gid.y * nwg.x * 256u;
   if (w >= ${Math.ceil(n / 2)}u) { return; }
-  out[w] = toH(ld(2u * w)) | (toH(ld(2u * w + 1u)) << 16u);
+  put(w, ld(2u * w), ld(2u * w + 1u));
 }`;
         const words = Math.ceil(n / 2);
         if (words) rt.dispatch(code, [x!.buf('cast'), out.buf('cast')], gridOf(words));
@@ -233,12 +244,12 @@ fn toH(v: f32) -> u32 {
       if (x!.dtype === 'f16') {
         const out = rt.empty(x!.shape, dtype, 'cast');
         const conv = dtype === 'f32' ? 'v' : 'i32(v)';
-        const code = `@group(0) @binding(0) var<storage, read> a: array<u32>;
+        const code = `${enableF16(rt, 'f16')}@group(0) @binding(0) var<storage, read> a: array<${storageType(rt, 'f16')}>;
 @group(0) @binding(1) var<storage, read_write> out: array<${dtype}>;
 @compute @workgroup_size(256) fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= ${n}u) { return; }
-  let v = unpack2x16float(a[i / 2u])[i % 2u];
+  let v = ${loadElement(rt, 'a', 'f16', 'i')};
   out[i] = ${conv};
 }`;
         if (n) rt.dispatch(code, [x!.buf('cast'), out.buf('cast')], gridOf(n));

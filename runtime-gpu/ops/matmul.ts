@@ -5,7 +5,7 @@ import { OpError, describe, expectDtype, fmt, size, type Meta, type Shape } from
 import { type HostTensor, hostZeros } from '../host.js';
 import { gemm } from '../gemm.js';
 import { matmulVec4, vec4Layout } from '../gemv4.js';
-import { MATH, bindings, u32 } from '../wgsl.js';
+import { MATH, bindings, enableF16, loadElement, storageType, u32 } from '../wgsl.js';
 import type { Activation, Exec, Family, OpAttrs, PullbackArgs } from './types.js';
 import { UNARY } from './elementwise.js';
 import { sumTo } from './util.js';
@@ -16,7 +16,10 @@ function dims(ins: readonly Meta[], { transA = false, transB = false, activation
   const [a, b, bias] = ins;
   const op = 'matmul';
   if (!a || !b || ins.length > 3) throw new OpError(op, `expects (a, b) or (a, b, bias), got ${ins.length} inputs`);
-  for (const m of ins) expectDtype(op, 'inputs', m, 'f32');
+  // a and b may be stored in f16 (read into f32; the products are summed in f32 and the output is f32).
+  expectDtype(op, 'a', a, 'f32', 'f16');
+  expectDtype(op, 'b', b, 'f32', 'f16');
+  if (bias) expectDtype(op, 'bias', bias, 'f32');
   if (a.shape.length < 2 || b.shape.length < 2) throw new OpError(op, `inputs must have rank >= 2, got ${describe(a)} and ${describe(b)}`);
   if (!['none', 'relu', 'gelu'].includes(activation)) throw new OpError(op, `unknown activation '${activation}'`);
   const ra = a.shape.length, rb = b.shape.length;
@@ -74,13 +77,14 @@ export const matmulOps = {
       const out = rt.empty(outs[0]!.shape, 'f32', 'matmul');
       const pre = activation === 'gelu' ? rt.empty(outs[0]!.shape, 'f32', 'matmul') : null;
       const layout = vec4Layout(d.M, d.N, d.K, transA, transB);
-      if (layout && d.K > 0) {
+      if (layout && d.K > 0 && rt.vec4Matmul) {
         matmulVec4(rt, { layout, M: d.M, N: d.N, K: d.K, batch: size(d.batch), aBatched: d.aBatched, bBatched: d.bBatched, activation,
+          aDtype: a!.dtype, bDtype: b!.dtype,
           a: a!.buf('matmul'), b: b!.buf('matmul'), c: out.buf('matmul'), bias: bias ? bias.buf('matmul') : null, pre: pre ? pre.buf('matmul') : null });
         return pre ? [out, pre] : [out];
       }
       const names = ['A', 'B', 'C', ...(bias ? ['bias'] : []), ...(pre ? ['pre'] : [])];
-      const decls = bindings([{ name: 'A', type: 'f32' }, { name: 'B', type: 'f32' }, { name: 'C', type: 'f32', write: true },
+      const decls = enableF16(rt, a!.dtype, b!.dtype) + bindings([{ name: 'A', type: storageType(rt, a!.dtype) }, { name: 'B', type: storageType(rt, b!.dtype) }, { name: 'C', type: 'f32', write: true },
         ...(bias ? [{ name: 'bias', type: 'f32' }] : []), ...(pre ? [{ name: 'pre', type: 'f32', write: true }] : [])]);
       const { M, N, K } = d;
       const aOff = d.aBatched ? `bt * ${u32(M * K)}` : '0u';
@@ -89,8 +93,8 @@ export const matmulOps = {
       gemm(rt, 'matmul', {
         M, N, K, batch: size(d.batch), decls, names,
         buffers: [a!.buf('matmul'), b!.buf('matmul'), out.buf('matmul'), ...(bias ? [bias.buf('matmul')] : []), ...(pre ? [pre.buf('matmul')] : [])],
-        loadA: `return A[${aOff} + ${transA ? `k * ${u32(M)} + m` : `m * ${u32(K)} + k`}];`,
-        loadB: `return B[${bOff} + ${transB ? `n * ${u32(K)} + k` : `k * ${u32(N)} + n`}];`,
+        loadA: `let i = ${aOff} + ${transA ? `k * ${u32(M)} + m` : `m * ${u32(K)} + k`}; return ${loadElement(rt, 'A', a!.dtype, 'i')};`,
+        loadB: `let i = ${bOff} + ${transB ? `n * ${u32(K)} + k` : `k * ${u32(N)} + n`}; return ${loadElement(rt, 'B', b!.dtype, 'i')};`,
         aContig: transA ? 'm' : 'k',
         bContig: transB ? 'k' : 'n',
         prelude: activation === 'gelu' ? MATH : '',
@@ -126,7 +130,7 @@ export function matmulPullbackInRows<T>(x: Exec<T>, args: PullbackArgs<T, 'matmu
   const [a, b, bias] = args.inputs;
   const { transA = false, transB = false } = args.attrs;
   const bs = x.meta(b!).shape;
-  if (transB || bs.length !== 2 || !(rows >= 1)) throw new OpError('matmul', `a gradient in blocks of rows needs an untransposed 2-D b, got ${describe(x.meta(b!))}${transB ? ' transB' : ''}`);
+  if (transB || bs.length !== 2 || !(rows >= 1) || x.meta(a!).dtype !== 'f32' || x.meta(b!).dtype !== 'f32') throw new OpError('matmul', `a gradient in blocks of rows needs f32 inputs and an untransposed 2-D b, got ${describe(x.meta(a!))} x ${describe(x.meta(b!))}${transB ? ' transB' : ''}`);
   const g = preActivationGrad(x, args);
   const out = matmulPullback(x, a!, b!, bias ?? null, g, transA, false, args.needs.map((n, i) => n && i !== 1));
   const as = x.meta(a!).shape, kAxis = as.length - (transA ? 2 : 1);
@@ -148,13 +152,18 @@ function matmulPullback<T>(x: Exec<T>, a: T, b: T, bias: T | null, g: T, tA: boo
   const mm = (p: T, q: T, transA: boolean, transB: boolean) => x.op('matmul', [p, q], { transA, transB })[0]!;
   const as: Shape = x.meta(a).shape, bs: Shape = x.meta(b).shape;
   let ga: T | null = null, gb: T | null = null, gbias: T | null = null;
-  if (needs[0]) ga = sumTo(x, tA ? mm(b, g, tB, true) : mm(g, b, false, !tB), as);
-  if (needs[1]) gb = weightGrad(x, a, g, bs, tA, tB);
+  if (needs[0]) ga = like(x, sumTo(x, tA ? mm(b, g, tB, true) : mm(g, b, false, !tB), as), a);
+  if (needs[1]) gb = like(x, weightGrad(x, a, g, bs, tA, tB), b);
   if (bias && needs[2]) {
     const gs = x.meta(g).shape;
     gbias = x.op('sum', [g], { axes: gs.slice(0, -1).map((_, i) => i) })[0]!;
   }
   return bias ? [ga, gb, gbias] : [ga, gb];
+}
+
+/** `v` (f32) in the dtype of `ref`: the cotangent of an f16 input is stored in f16, as the input is. */
+function like<T>(x: Exec<T>, v: T, ref: T): T {
+  return x.meta(ref).dtype === 'f16' ? x.op('cast', [v], { dtype: 'f16' })[0]! : v;
 }
 
 /** b̄ = op(a)ᵀ g summed to b's shape `bs` (or its transpose). */

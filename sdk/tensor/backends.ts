@@ -30,6 +30,8 @@ export interface BackendInfo {
   software?: boolean;
   /** CPU backend: threads used by matmul and conv2d. */
   threads?: number;
+  /** WebGPU: kernels read and write f16 tensors as WGSL f16 (the adapter has `shader-f16`), not as packed u32 words. */
+  shaderF16?: boolean;
 }
 
 /** What each adapter knows beyond TensorBackend: its info, its own memory numbers and how to wait for it. */
@@ -89,7 +91,7 @@ export function webgpuTensorBackend(rt: GpuRuntime): TensorBackend<GpuTensor> {
     free: (v) => v.dispose(),
     description,
   }, {
-    info: { name: 'webgpu', description, adapter: a.description, vendor: a.vendor, architecture: a.architecture, software: a.software },
+    info: { name: 'webgpu', description, adapter: a.description, vendor: a.vendor, architecture: a.architecture, software: a.software, shaderF16: rt.nativeF16 },
     memory: () => ({ pooledBytes: rt.memoryStats().pooledBytes }),
     sync: () => rt.sync(),
   });

@@ -327,7 +327,7 @@ export class Session {
   /** Rows per block if this matmul node completes the gradient of a leaf asked for in blocks, else 0. */
   private rowsOf(n: OpNode, needs: readonly boolean[]): number {
     const w = n.inputs[1]!, rows = this.splitRows?.get(w);
-    if (!rows || !needs[1] || n.attrs.transB || w.rank !== 2 || w.dtype !== 'f32' || rows >= w.shape[0]!) return 0;
+    if (!rows || !needs[1] || n.attrs.transB || w.rank !== 2 || w.dtype !== 'f32' || n.inputs[0]!.dtype !== 'f32' || rows >= w.shape[0]!) return 0;
     // Final right after this node: its last reader, no cotangent before it, and read once here (not as a, nor as bias).
     if (this.uses!.get(w) !== 1 || this.cot.has(w) || n.inputs.indexOf(w) !== 1 || n.inputs.lastIndexOf(w) !== 1) return 0;
     return rows;

@@ -9,7 +9,7 @@ import { type Case, cases } from '../support/gpu-cases.js';
 import { rand } from '../support/gpu.js';
 import type { HostTensor } from '../../runtime-gpu/host.js';
 
-type Flag = 'tiledGemm' | 'shortAttention' | 'rowPerInvocation';
+type Flag = 'tiledGemm' | 'vec4Matmul' | 'shortAttention' | 'rowPerInvocation' | 'nativeF16';
 /**
  * Ops with more than one implementation are checked in each, over every combination of the runtime switches
  * that choose between them: GEMMs (workgroup-memory tiles or register blocking; convolutions also direct
@@ -17,7 +17,7 @@ type Flag = 'tiledGemm' | 'shortAttention' | 'rowPerInvocation';
  * workgroup or per invocation) and row kernels (one workgroup or one invocation per row).
  */
 const FLAGS: Partial<Record<string, Flag[]>> = {
-  matmul: ['tiledGemm'], conv2d: ['tiledGemm'], conv2dBackwardInput: ['tiledGemm'], conv2dBackwardFilter: ['tiledGemm'],
+  matmul: ['tiledGemm', 'vec4Matmul'], conv2d: ['tiledGemm'], conv2dBackwardInput: ['tiledGemm'], conv2dBackwardFilter: ['tiledGemm'],
   attention: ['shortAttention', 'rowPerInvocation'], attentionBackward: ['shortAttention'],
   layerNorm: ['rowPerInvocation'], layerNormBackward: ['rowPerInvocation'],
   sum: ['rowPerInvocation'], max: ['rowPerInvocation'], logsumexp: ['rowPerInvocation'],
@@ -74,7 +74,9 @@ test('every op in the table has at least one kernel case', () => {
     const ins = c.inputs(new Rng(1000 + i));
     const want = run(referenceBackend, c.op, ins, c.attrs as never);
     const gpuIns = ins.map((h) => toGpu(rt, h));
-    const flags = FLAGS[c.op] ?? [];
+    // f16 tensors are read both ways where the adapter has shader-f16 (a GPU; SwiftShader has not): natively and packed.
+    const f16 = rt.adapter.features.includes('shader-f16') && [...ins, ...want].some((t) => t.dtype === 'f16');
+    const flags: Flag[] = [...(FLAGS[c.op] ?? []), ...(f16 ? ['nativeF16' as const] : [])];
     const saved = Object.fromEntries(flags.map((f) => [f, rt[f]]));
     try {
       for (const setting of settings(flags)) {

@@ -20,6 +20,8 @@ const c = <K extends OpName>(op: K, label: string, attrs: OpAttrs[K], inputs: (r
   ({ op, label, attrs, inputs, ...tol }) as Case;
 
 const r = (shape: number[], domain: Domain = 'any') => (rng: Rng) => rand(rng, shape, domain);
+/** f16 values (drawn in f64, rounded to f16). */
+const h = (shape: number[]) => (rng: Rng) => rand(rng, shape, 'any', 'f16');
 const ints = (shape: number[], hi: number) => (rng: Rng) => rand(rng, shape, 'int', 'i32', hi);
 const mask = (shape: number[]) => (rng: Rng) => { const t = rand(rng, shape, 'int', 'f32', 2); return t; };
 const all = (...fs: ((rng: Rng) => HostTensor)[]) => (rng: Rng) => fs.map((f) => f(rng));
@@ -54,6 +56,10 @@ export const cases: Case[] = [
   c('where', 'where [4, 1] ? [4, 6] : [6]', {}, all(mask([4, 1]), r([4, 6]), r([6]))),
   c('broadcastTo', '[3, 1] -> [2, 3, 5]', { shape: [2, 3, 5] }, all(r([3, 1]))),
   c('cast', 'f32 -> f16 [3, 7]', { dtype: 'f16' }, all(r([3, 7]))),
+  c('cast', 'f32 -> f16 [5]: overflow to ±inf at 65520, 65519 to 65504, odd count', { dtype: 'f16' },
+    () => [{ shape: [5], dtype: 'f32', data: Float64Array.from([70000, -65520, 65504, 65519, 0.1]) }]),
+  c('cast', 'f16 -> f32 [5, 9]', { dtype: 'f32' }, all(h([5, 9]))),
+  c('cast', 'f16 -> i32 [7]', { dtype: 'i32' }, (rng) => [{ ...rand(rng, [7], 'unit', 'f16'), data: Float64Array.from([-3.5, -0.75, 0, 0.5, 2.25, 100, -1000]) }]),
   c('cast', 'f32 -> i32 [11]', { dtype: 'i32' }, (rng) => [rand(rng, [11], 'unit')].map((t) => ({ ...t, data: t.data.map((v) => v * 40) }))),
   c('sum', '[5, 257] axis 1 (workgroup per row)', { axes: [1] }, all(r([5, 257]))),
   c('sum', '[37, 3, 11] axes 0, 2 (thread per output)', { axes: [0, 2] }, all(r([37, 3, 11]))),
@@ -89,6 +95,13 @@ export const cases: Case[] = [
   c('matmul', 'vec4 NT bias + relu [5, 12] x [6, 12]ᵀ + [6]', { transB: true, activation: 'relu' }, all(r([5, 12]), r([6, 12]), r([6]))),
   c('matmul', 'vec4 TN [20, 12]ᵀ x [20, 8]', { transA: true }, all(r([20, 12]), r([20, 8]))),
   c('matmul', 'vec4 TN [9, 4]ᵀ x [9, 16] batched [2, ...]', { transA: true }, all(r([2, 9, 4]), r([2, 9, 16]))),
+  // f16 operands (read into f32, summed in f32, f32 out): the vec4 layouts and the GEMM, odd element counts.
+  c('matmul', 'f16 a: vec4 NN [37, 20] x [20, 12] + [12], relu', { activation: 'relu' }, all(h([37, 20]), r([20, 12]), r([12]))),
+  c('matmul', 'f16 b: vec4 NT [19, 8] x [5, 8]ᵀ', { transB: true }, all(r([19, 8]), h([5, 8]))),
+  c('matmul', 'f16 a and b: vec4 TN batched [2, 9, 4]ᵀ x [2, 9, 16]', { transA: true }, all(h([2, 9, 4]), h([2, 9, 16]))),
+  c('matmul', 'f16 a and b: [7, 13] x [13, 5] + [5], gelu (odd sizes)', { activation: 'gelu' }, all(h([7, 13]), h([13, 5]), r([5]))),
+  c('matmul', 'f16 a: transA transB [31, 5]ᵀ x [6, 31]ᵀ', { transA: true, transB: true }, all(h([31, 5]), r([6, 31]))),
+  c('matmul', 'f16 a: broadcast weight [2, 5, 7] x [7, 3]', {}, all(h([2, 5, 7]), r([7, 3]))),
   c('softmax', '[3, 1000]', {}, all(r([3, 1000]))),
   c('softmax', '[7, 5]', {}, all(r([7, 5]))),
   c('logSoftmax', '[2, 3, 130]', {}, all(r([2, 3, 130]))),

@@ -2,7 +2,7 @@
 // Shared helpers for the WebGPU tests: one SwiftShader runtime per test process, host<->GPU transfers,
 // random inputs from an op's domain, and comparisons at f32 tolerance.
 import { GpuRuntime, type Tensor } from '../../runtime-gpu/runtime.js';
-import { type HostTensor, host } from '../../runtime-gpu/host.js';
+import { type HostTensor, host, roundTo } from '../../runtime-gpu/host.js';
 import { Rng } from '../../runtime-gpu/rng.js';
 import type { DType, Shape } from '../../runtime-gpu/shape.js';
 import { size } from '../../runtime-gpu/shape.js';
@@ -34,7 +34,7 @@ export function rand(rng: Rng, shape: Shape, domain: Domain = 'any', dtype: DTyp
       case 'unit': d[i] = rng.range(-1, 1); break;
       case 'int': d[i] = rng.int(hi); break;
     }
-    if (dtype === 'f32') d[i] = Math.fround(d[i]!);
+    if (dtype === 'f32' || dtype === 'f16') d[i] = roundTo(dtype, d[i]!);
   }
   return { shape: [...shape], dtype, data: d };
 }

@@ -6,7 +6,7 @@
 // every backend; gradients are checked by finite differences in f64 on the reference and against the
 // reference's gradients on the f32 backends.
 import * as assert from 'uvu/assert';
-import { grad, gradcheck, explain, tensor, randn, maxPool2d, sum, clip, where, gt, mul, cast, memoryStats, type Tensor } from '../../sdk/index.js';
+import { grad, gradcheck, explain, tensor, randn, maxPool2d, sum, clip, where, gt, mul, cast, matmul, memoryStats, type Tensor } from '../../sdk/index.js';
 import { referenceTensorBackend, toBackend, withBackend } from '../../sdk/tensor/backends.js';
 import type { TensorBackend } from '../../sdk/tensor/engine.js';
 import { load } from '../support/compile.js';
@@ -81,5 +81,22 @@ function rulesSuite(be: TensorBackend, test: Suite): void {
     const x = tensor([0.5, -1.25, 3], [3]);
     const g = grad((t: Tensor) => { const h = cast(t, 'f16'); return sum(mul(cast(h, 'f32'), cast(h, 'f32'))); })(x);
     assert.equal(await values(g), [1, -2.5, 6]);
+  });
+
+  test('matmul reads f16 operands: values and gradients as from the same values in f32; cotangents in f16', async () => {
+    // Values exact in f16 (multiples of 1/8 under 4): the products and sums are exact in f32 too.
+    const xs = Array.from({ length: 12 }, (_, i) => ((i * 5) % 13 - 6) / 8), ws = Array.from({ length: 20 }, (_, i) => ((i * 7) % 11 - 5) / 4);
+    const x = tensor(xs, [3, 4]), w = tensor(ws, [4, 5]), w16 = cast(w, 'f16');
+    const y16 = matmul(cast(x, 'f16'), w16, { activation: 'relu' });
+    assert.is(y16.dtype, 'f32');
+    assert.equal(await values(y16), await values(matmul(x, w, { activation: 'relu' })));
+    const c = tensor(Array.from({ length: 15 }, (_, i) => (i % 7) / 8 - 0.3), [3, 5]);
+    const f = (a: Tensor, b: Tensor) => sum(mul(matmul(cast(a, 'f16'), b, { activation: 'relu' }), c));
+    const f32 = (a: Tensor, b: Tensor) => sum(mul(matmul(a, b, { activation: 'relu' }), c));
+    const [gx, gw] = grad(f, [0, 1])(x, w16) as Tensor[];
+    const [gx32, gw32] = grad(f32, [0, 1])(x, w) as Tensor[];
+    assert.is(gw!.dtype, 'f16');
+    close('the gradient of x through an f16 copy', await values(gx!), await values(gx32!), 2e-3, 1e-3);
+    close('the gradient of an f16 weight, rounded to f16', await values(gw!), await values(gw32!), 2e-3, 1e-3);
   });
 }
