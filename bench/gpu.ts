@@ -88,6 +88,27 @@ async function main(): Promise<void> {
     add(name, await timeAll(cs, n >= 1024 ? Math.max(3, REPS - 2) : REPS), 2 * n ** 3);
   }
 
+  // ---- matmul with f16 operands (read into f32, summed in f32), against pullback's own f32 matmul ----
+  // Where the adapter has shader-f16 the operands are read as f16 natively, else unpacked from u32 words.
+  {
+    const native = rt.nativeF16;
+    const sizes = T.backend().software ? [256, 512] : [1024, 2048, 4096];
+    for (const n of sizes) {
+      const name = `matmul ${n}, f16 operands (${native ? 'shader-f16' : 'packed, no shader-f16'})`;
+      if (only && !only.test(name)) continue;
+      const A = randArr(n * n, 1), B = randArr(n * n, 2);
+      const mk = (dtype: 'f16' | 'f32') => guard(name, async () => {
+        const a32 = T.tensor(A, [n, n]), b32 = T.tensor(B, [n, n]);
+        const a = dtype === 'f16' ? T.cast(a32, 'f16') : a32, b = dtype === 'f16' ? T.cast(b32, 'f16') : b32;
+        return async () => { const c = T.matmul(a, b); await c.data(); c.dispose(); };
+      });
+      const res = await timeAll([{ name: 'f16', run: await mk('f16') }, { name: 'f32', run: await mk('f32') }], n >= 1024 ? Math.max(3, REPS - 2) : REPS);
+      const p = res.get('f16')!, q = res.get('f32') ?? null;
+      rows.push(row({ case: name, unit: 'ms', pullback: p, peer: q, peerName: 'pullback f32 operands', better: 'lower', adapter }));
+      console.log(`${name}: f16 ${p === null ? '-' : p.toFixed(2)} ms, f32 ${q === null ? '-' : q.toFixed(2)} ms`);
+    }
+  }
+
   // ---- conv2d 3x3, [32, 16, 28, 28] -> 32 channels, padding 1: forward, backward to input and to filter ----
   {
     const name = 'conv2d 3x3 fwd+bwd [32,16,28,28]->32';

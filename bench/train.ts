@@ -13,7 +13,8 @@
 // medians, the spread is printed below it, and so is pullback's memory before and after the timed steps.
 //
 // Flags: --quick (fewer steps; the WebGPU transformer at batch 1), --backend=cpu,webgpu, --model=mlp,transformer,
-// --libs=tfjs,jax,jax+jit (peers to run; pullback always runs), --reps=N (exactly N timed steps).
+// --libs=pullback-f16,tfjs,jax,jax+jit (what runs beside pullback: its f16-activation transformer and the peers),
+// --transformer=blocks,dModel,seq,heads,batch (another transformer size), --reps=N (exactly N timed steps).
 // PULLBACK_GPU_ADAPTER=hardware on a machine with a GPU (default here: SwiftShader).
 import { init, backend, memoryStats, tensor, zeros, valueAndGrad, adamUpdate, tensorsIn, sync, Tensor } from 'pullback';
 import * as m from './programs/models.js';
@@ -28,7 +29,12 @@ const flag = (name: string): string | undefined => argv.find((a) => a.startsWith
 const quick = argv.includes('--quick');
 const backends = (flag('backend')?.split(',') ?? ['cpu', 'webgpu']) as ('cpu' | 'webgpu')[];
 const models = (flag('model')?.split(',') ?? ['mlp', 'transformer']) as ModelCase['kind'][];
-const libs = flag('libs')?.split(',') ?? ['tfjs', 'jax', 'jax+jit'];
+const libs = flag('libs')?.split(',') ?? ['pullback-f16', 'tfjs', 'jax', 'jax+jit'];
+/** --transformer=blocks,dModel,seq,heads,batch: another transformer size (default 4,128,128,4,4). */
+const transformerSize = flag('transformer')?.split(',').map(Number);
+if (transformerSize && (transformerSize.length !== 5 || !transformerSize.every((v) => Number.isInteger(v) && v > 0))) {
+  throw new Error(`--transformer wants five positive integers blocks,dModel,seq,heads,batch; got '${flag('transformer')}'`);
+}
 const gpuAdapter = (process.env.PULLBACK_GPU_ADAPTER ?? 'swiftshader') as 'swiftshader' | 'hardware' | 'auto';
 
 /**
@@ -56,7 +62,7 @@ function gradientsOf(params: unknown, grads: unknown, path = 'params'): Tensor[]
 }
 
 /** pullback: valueAndGrad of the marked loss, adamUpdate (fused, in place), gradients disposed, loss read back. */
-function pullbackTrainer(c: ModelCase): Trainer {
+function pullbackTrainer(c: ModelCase, { f16 = false } = {}): Trainer {
   const params = paramTree(c);
   const flat = tensorsIn(params);
   const mom = flat.map((p) => zeros(p.shape)), vel = flat.map((p) => zeros(p.shape));
@@ -65,6 +71,7 @@ function pullbackTrainer(c: ModelCase): Trainer {
     : [tensor(c.x, [c.batch, c.seq, c.dModel])];
   const lossAndGrad = c.kind === 'mlp'
     ? () => valueAndGrad(m.classifierLoss)(params as m.Dense[], data[0]!, data[1]!)
+    : f16 ? () => valueAndGrad(m.transformerLossF16)(params as m.Block[], data[0]!, c.heads)
     : () => valueAndGrad(m.transformerLoss)(params as m.Block[], data[0]!, c.heads, false);
   let t = 0;
   return {
@@ -84,7 +91,7 @@ function pullbackTrainer(c: ModelCase): Trainer {
 // ---- timing --------------------------------------------------------------------------------------
 
 interface Contender {
-  lib: 'pullback' | 'tfjs' | 'jax' | 'jax+jit';
+  lib: 'pullback' | 'pullback-f16' | 'tfjs' | 'jax' | 'jax+jit';
   name: string;
   peerName: string;
   make: () => Promise<Trainer> | Trainer;
@@ -185,14 +192,21 @@ async function runCase(label: string, adapter: string, cs: Contender[]): Promise
     if (c.firstLoss !== undefined && pb.firstLoss !== undefined) {
       const r1 = rel(c.firstLoss, pb.firstLoss);
       const r2 = c.steps === pb.steps && c.lastLoss !== undefined && pb.lastLoss !== undefined ? rel(c.lastLoss, pb.lastLoss) : NaN;
-      const ok = r1 <= firstTol && !(r2 > lastTol);
+      // f16 activations round the matmul inputs to 11 bits: the loss moves by ~1e-3 relative.
+      const f16 = c.lib === 'pullback-f16';
+      const ok = r1 <= (f16 ? 1e-2 : firstTol) && !(r2 > (f16 ? 5e-2 : lastTol));
       lossLines.push(`  ${c.name.padEnd(24)} first ${fmt(c.firstLoss)} (rel diff ${r1.toExponential(1)})  last ${fmt(c.lastLoss)} ` +
         `(after ${c.steps} steps, rel diff ${r2.toExponential(1)})  ${ok ? 'ok' : 'MISMATCH'}`);
-      if (!ok) problems.push(`${label}: ${c.name}'s loss disagrees with pullback's: first step rel diff ${r1.toExponential(1)} (tolerance ${firstTol}), last ${r2.toExponential(1)} (tolerance ${lastTol})`);
+      if (!ok) problems.push(`${label}: ${c.name}'s loss disagrees with pullback's: first step rel diff ${r1.toExponential(1)}, last ${r2.toExponential(1)}`);
     } else {
       lossLines.push(`  ${c.name.padEnd(24)} -  ${c.error ?? ''}`);
     }
     const peerMs = c.times.length ? median(c.times) : null;
+    if (c.lib === 'pullback-f16') {
+      // pullback against itself: f16 activations (the "pullback" column) against f32 (the "peer" column).
+      rows.push(row({ case: `${label}: train step, f16 activations (${backend().name !== 'webgpu' ? 'held as rounded f32 on the CPU' : backend().shaderF16 ? 'shader-f16' : 'packed: no shader-f16'})`, unit: 'ms', pullback: peerMs ?? NaN, peer: pbMs, peerName: 'pullback, f32 activations', better: 'lower', adapter }));
+      continue;
+    }
     rows.push(row({
       case: `${label}: train step`, unit: 'ms', pullback: pbMs, peer: peerMs,
       peerName: c.peerName + (peerMs === null && c.error ? ` — cannot run: ${c.error}` : ''), better: 'lower', adapter,
@@ -230,11 +244,14 @@ for (const be of backends) {
   const cases: ModelCase[] = [];
   if (models.includes('mlp')) cases.push(mlpCase());
   // --quick: SwiftShader runs a batch-4 transformer step of all four libraries in about a minute; batch 1 there.
-  if (models.includes('transformer')) cases.push(quick && be === 'webgpu' ? transformerCase(4, 128, 128, 4, 1) : transformerCase());
+  if (models.includes('transformer')) {
+    cases.push(transformerSize ? transformerCase(...transformerSize) : quick && be === 'webgpu' ? transformerCase(4, 128, 128, 4, 1) : transformerCase());
+  }
   for (const c of cases) {
     const tf = tfName ?? 'TF.js', jx = jaxName ?? 'jax-js';
     const all: Contender[] = [
       { lib: 'pullback', name: 'pullback', peerName: '-', make: () => pullbackTrainer(c), steps: 0, times: [] },
+      ...(c.kind === 'transformer' ? [{ lib: 'pullback-f16' as const, name: 'pullback f16 activations', peerName: '-', make: () => pullbackTrainer(c, { f16: true }), steps: 0, times: [] }] : []),
       { lib: 'tfjs', name: tf, peerName: `${tf} (Adam + decoupled decay by hand)`, make: () => { need(tfName, 'TF.js'); return tfTrainer(c); }, steps: 0, times: [] },
       { lib: 'jax', name: `${jx} eager`, peerName: `${jx} 0.1.25 eager`, make: () => { need(jaxName, 'jax-js'); return jaxTrainer(c, { jit: false }); }, steps: 0, times: [] },
       { lib: 'jax+jit', name: `${jx} + jit`, peerName: `${jx} 0.1.25 + jit`, make: () => { need(jaxName, 'jax-js'); return jaxTrainer(c, { jit: true }); }, steps: 0, times: [] },

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The models of the memory and training benchmarks, written as users write them: marked functions over
 // parameter trees, differentiated by the transformer.
-import { type Tensor, matmul, mean, square, layerNorm, attention, reshape, permute, add, softmaxCrossEntropy, checkpoint } from 'pullback';
+import { type Tensor, matmul, mean, square, layerNorm, attention, reshape, permute, add, softmaxCrossEntropy, checkpoint, cast } from 'pullback';
 
 export interface Dense { w: Tensor; b: Tensor }
 
@@ -61,6 +61,30 @@ export function block(p: Block, x: Tensor, heads: number): Tensor {
   const h2 = layerNorm(x1, p.ln2.g, p.ln2.b);
   const m = matmul(matmul(h2, p.fc1.w, { bias: p.fc1.b, activation: 'gelu' }), p.fc2.w, { bias: p.fc2.b });
   return add(x1, m);
+}
+
+/**
+ * The same block in mixed precision: every matmul reads an activation stored in f16 (the normalised inputs, the
+ * attention output, the GELU output), so those are what the backward pass keeps, at half the bytes; weights,
+ * residual stream and arithmetic stay f32. @differentiable
+ */
+export function blockF16(p: Block, x: Tensor, heads: number): Tensor {
+  const h = cast(layerNorm(x, p.ln1.g, p.ln1.b), 'f16');
+  const q = splitHeads(matmul(h, p.wq), heads);
+  const k = splitHeads(matmul(h, p.wk), heads);
+  const v = splitHeads(matmul(h, p.wv), heads);
+  const a = cast(mergeHeads(attention(q, k, v, { causal: true })), 'f16');
+  const x1 = add(x, matmul(a, p.wo));
+  const h2 = cast(layerNorm(x1, p.ln2.g, p.ln2.b), 'f16');
+  const m = matmul(cast(matmul(h2, p.fc1.w, { bias: p.fc1.b, activation: 'gelu' }), 'f16'), p.fc2.w, { bias: p.fc2.b });
+  return add(x1, m);
+}
+
+/** transformerLoss with blockF16. @differentiable */
+export function transformerLossF16(blocks: Block[], x: Tensor, heads: number): Tensor {
+  let h = x;
+  for (const p of blocks) h = blockF16(p, h, heads);
+  return mean(square(h));
 }
 
 /** Blocks in sequence, each checkpointed or not; mean squared output. @differentiable */
