@@ -16,7 +16,7 @@
 // --libs=pullback-f16,tfjs,jax,jax+jit (what runs beside pullback: its f16-activation transformer and the peers),
 // --transformer=blocks,dModel,seq,heads,batch (another transformer size), --reps=N (exactly N timed steps).
 // PULLBACK_GPU_ADAPTER=hardware on a machine with a GPU (default here: SwiftShader).
-import { init, backend, memoryStats, tensor, zeros, valueAndGrad, adamUpdate, tensorsIn, sync, Tensor } from 'pullback';
+import { init, backend, memoryStats, resetPeakMemory, tensor, zeros, valueAndGrad, adamUpdate, tensorsIn, sync, Tensor } from 'pullback';
 import * as m from './programs/models.js';
 import {
   ADAMW, type ModelCase, type Trainer, type TransformerCase, jaxTrainer, mlpCase, tfTrainer, transformerCase, useJax, useTf,
@@ -143,10 +143,17 @@ async function runCase(label: string, adapter: string, cs: Contender[]): Promise
       console.log(`  ${c.name}: cannot run: ${c.error}`);
       continue;
     }
+    const live = mem().liveBytes;
+    resetPeakMemory();
     const t0 = performance.now();
     await step(c, null);
     if (!c.trainer) continue;
     c.firstMs = performance.now() - t0;
+    if (c.lib.startsWith('pullback')) {
+      // Peak tensor memory of the step (f16 activations keep half-size matmul inputs for the backward pass).
+      const line = `${label} / ${c.name}: peak tensor memory of a step ${((mem().peakBytes - live) / 2 ** 20).toFixed(2)} MiB above the ${(live / 2 ** 20).toFixed(2)} MiB live before it`;
+      notes.push(line);
+    }
     c.firstLoss = c.lastLoss;
     console.log(`  ${c.name}: first step ${c.firstMs.toFixed(0)} ms, loss ${c.firstLoss!.toPrecision(8)}`);
   }
