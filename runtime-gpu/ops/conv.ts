@@ -283,6 +283,9 @@ export const convOps = {
 } satisfies Family<'conv2d' | 'conv2dBackwardInput' | 'conv2dBackwardFilter' | 'maxPool2d' | 'maxPool2dBackward'>;
 
 function pool(op: string, x: readonly number[], a: { kernel: Pair; stride?: Pair; padding?: Pair }) {
+  if (typeof a !== 'object' || a === null || a.kernel === undefined) {
+    throw new OpError(op, `options must be { kernel, stride?, padding? } (e.g. { kernel: 2 }), got ${JSON.stringify(a)}`);
+  }
   const [kh, kw] = pair(a.kernel, 1);
   const [sh, sw] = pair(a.stride, 0).map((v, i) => (a.stride === undefined ? [kh, kw][i]! : v)) as [number, number];
   const [ph, pw] = pair(a.padding, 0);

@@ -3,6 +3,8 @@
 // initialisers (`init.*`) and losses (`losses.*`, namespaced because the op library already has a per-row
 // softmaxCrossEntropy). Re-exported from the package as the `nn` namespace.
 export * from './layers.js';
+// Pooling has no parameters: the op itself, here too so that a model's layers come from one place.
+export { maxPool2d } from '../tensor/ops.js';
 export * as init from './init.js';
 export * as losses from './losses.js';
 export type { Initializer, FanOptions } from './init.js';

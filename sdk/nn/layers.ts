@@ -88,15 +88,24 @@ export function initConv2d(inChannels: number, outChannels: number, kernel: Pair
   return { w, b: (opts.biasInit ?? zeros)([co], split(seed, 1)) };
 }
 
-export interface Conv2dOptions { stride?: Pair; padding?: Pair }
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  /** Applied after the bias, as linear's (default 'none'). */
+  activation?: Activation;
+}
 
 /**
- * Cross-correlation of x [N, in, H, W] with w, plus the bias per output channel -> [N, out, OH, OW].
- * @example const y = conv2d(p.c1, img, { padding: 1 });
+ * activation(cross-correlation of x [N, in, H, W] with w, plus the bias per output channel) -> [N, out, OH, OW].
+ * @example const y = conv2d(p.c1, img, { padding: 1, activation: 'relu' });
  * @differentiable
  */
 export function conv2d(p: Conv2dParams, x: Tensor, opts: Conv2dOptions = {}): Tensor {
-  return conv2dOp(x, p.w, { stride: opts.stride, padding: opts.padding, bias: p.b });
+  const y = conv2dOp(x, p.w, { stride: opts.stride, padding: opts.padding, bias: p.b });
+  if (opts.activation === 'relu') return relu(y);
+  if (opts.activation === 'gelu') return gelu(y);
+  if (opts.activation !== undefined && opts.activation !== 'none') throw new OpError('conv2d', `unknown activation '${String(opts.activation)}' (relu, gelu or none)`);
+  return y;
 }
 
 // ---- LayerNorm ----

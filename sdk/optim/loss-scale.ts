@@ -116,6 +116,10 @@ export class LossScaler {
 
   /** Steps the optimizer with the scaled gradients (unscaled inside the fused update) when they were finite; null when the step was skipped. */
   async step(opt: Optimizer, params: unknown, result: ScaledGradients<unknown>): Promise<StepInfo | null> {
+    if (typeof result !== 'object' || result === null || typeof (result as { then?: unknown }).then === 'function' || typeof result.ok !== 'boolean') {
+      const what = typeof (result as { then?: unknown } | null)?.then === 'function' ? 'a Promise (add `await` before scaler.valueAndGrad(f)(...))' : String(result);
+      throw new TypeError(`LossScaler.step: result must be what \`await scaler.valueAndGrad(f)(...)\` returns, got ${what}`);
+    }
     if (!result.ok) return null;
     return opt.step(params, result.grads, { gradScale: result.gradScale });
   }

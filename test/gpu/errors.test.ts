@@ -25,6 +25,8 @@ test('matmul inner dimensions', () => expectError(() => run(referenceBackend, 'm
 test('matmul with transB names the flag', () => expectError(() => run(referenceBackend, 'matmul', [z(2, 3), z(3, 5)], { transB: true }), /f32\[2, 3\] x f32\[3, 5\] transB/));
 test('matmul batch shapes', () => expectError(() => run(referenceBackend, 'matmul', [z(2, 2, 3), z(3, 3, 5)], {}), /matmul: batch shapes \[2\] and \[3\] differ/));
 test('matmul bias', () => expectError(() => run(referenceBackend, 'matmul', [z(2, 3), z(3, 5), z(4)], {}), /matmul: bias must have shape \[5\], got f32\[4\]/));
+test('maxPool2d without { kernel } (e.g. a bare number) says what it wants instead of pooling 1x1', () =>
+  expectError(() => run(referenceBackend, 'maxPool2d', [z(1, 1, 4, 4)], 2 as never), /^maxPool2d: options must be \{ kernel, stride\?, padding\? \} \(e\.g\. \{ kernel: 2 \}\), got 2/));
 test('broadcasting', () => expectError(() => run(referenceBackend, 'binary', [z(2, 3), z(4)], { fn: 'add' }), /^binary add: shapes \[2, 3\] and \[4\] do not broadcast/));
 test('mixed dtypes', () => expectError(() => run(referenceBackend, 'binary', [z(2), zi(2)], { fn: 'mul' }), /binary mul: dtypes differ: f32\[2\] and i32\[2\]/));
 test('unary on integers', () => expectError(() => run(referenceBackend, 'unary', [zi(3)], { fn: 'exp' }), /unary exp: input must be f32, got i32\[3\]/));

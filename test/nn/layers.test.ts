@@ -89,6 +89,13 @@ test('conv2d: loops over the output against the layer (stride 2, padding 1, bias
   const y = nn.conv2d(p, x, { stride: S, padding: P });
   assert.equal([...y.shape], [N, Co, OH, OW]);
   close('conv2d', await values(y), want, 1e-12, 1e-12);
+  // The activation option, as linear's; an unknown one is an error, not ignored.
+  close('conv2d relu', await values(nn.conv2d(p, x, { stride: S, padding: P, activation: 'relu' })), want.map((v) => Math.max(v, 0)), 1e-12, 1e-12);
+  const g = await values(nn.conv2d(p, x, { stride: S, padding: P, activation: 'gelu' }));
+  close('conv2d gelu', g, want.map((v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))), 1e-12, 1e-12);
+  assert.throws(() => nn.conv2d(p, x, { activation: 'swish' as never }), /conv2d: unknown activation 'swish' \(relu, gelu or none\)/);
+  // maxPool2d is in nn too (it has no parameters: the op itself).
+  assert.equal([...nn.maxPool2d(y, { kernel: 2, stride: 1 }).shape], [N, Co, OH - 1, OW - 1]);
 });
 
 test('layerNorm: (x - mean) / sqrt(var + eps) · gamma + beta, biased variance', async () => {

@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { type Tensor, init, memoryStats, randn, tensor, valueAndGrad } from '../../sdk/index.js';
 import { LossScaler, adam, globalNormSq, sgd } from '../../sdk/optim/index.js';
 import { load } from '../support/compile.js';
+import { rejects } from '../support/gpu.js';
 
 const m = await load('test/programs/train/models.ts');
 await init({ backend: 'cpu' });
@@ -163,6 +164,12 @@ test('gradients that are not finite at any scale end in an Error, not an endless
   assert.throws(() => new LossScaler({ growthInterval: 1.5 }), /LossScaler: growthInterval must be an integer ≥ 1, got 1.5/);
   assert.throws(() => new LossScaler({ factor: 1 }), /LossScaler: factor must be a finite number > 1, got 1/);
   assert.throws(() => scaler.valueAndGrad(42 as never), /LossScaler\.valueAndGrad: f must be a function, got number/);
+  // A forgotten await would otherwise skip every step in silence.
+  const pending = scaler.valueAndGrad(m.spikedLoss)(p, x, y, tensor(1));
+  await rejects(() => scaler.step(opt, p, pending as never), /LossScaler\.step: result must be what `await scaler\.valueAndGrad\(f\)\(\.\.\.\)` returns, got a Promise \(add `await`/);
+  const r = await pending;
+  r.loss.dispose();
+  for (const t of leaves(r.grads as object)) t.dispose();
 });
 
 test.run();
