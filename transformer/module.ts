@@ -96,12 +96,13 @@ function transformOnce(sf: SourceFile, directional: boolean, options: ModuleOpti
 
 function transformWith(sf: SourceFile, wantDirectional: boolean, options: ModuleOptions): TransformResult & { directionalSources: string[]; deferred: TransformResult['diagnostics'] } {
   const diags = new Diagnostics();
-  const directionalSources: string[] = [];
+  /** Directional derivatives for the second pass: f$dd (with the prefixes of the $dd functions it calls) and inner grad/vjp functions. */
+  const directional: { prefix?: string; calls: string[]; source: string }[] = [];
   const text = sf.getFullText();
   const fns = functionsIn(sf);
   const marked = fns.filter((f) => isMarked(f));
   const rules = fns.filter((f) => derivativeTarget(f) !== undefined);
-  if (!marked.length && !rules.length && !fns.some((f) => tangentTarget(f) !== undefined)) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [], directionalSources, deferred: [] };
+  if (!marked.length && !rules.length && !fns.some((f) => tangentTarget(f) !== undefined)) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [], directionalSources: directional.map((d) => d.source), deferred: [] };
 
   const warnedNoTangent = new Set<Node>();
   // For the check of forward-mode uses: which marked functions call a rule that has no @tangent, and which
@@ -266,8 +267,9 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
     if (gsweeps) for (const [k, v] of gsweeps.externs) externs.set(k, v);
     const tangent = generateTangent(norm, act, localTypes, externs)!;
     if (wantDirectional && !m.prefix.endsWith('$dd')) {
-      const dd = generateTangent(norm, act, localTypes, externs, 'dd');
-      if (dd) directionalSources.push(dd);
+      const calls = new Set<string>();
+      const dd = generateTangent(norm, act, localTypes, externs, 'dd', calls);
+      if (dd) directional.push({ prefix: norm.fn.prefix, calls: [...calls], source: dd });
     }
     const gsource = gsweeps ? `\n\n${gsweeps.fwd}${gsweeps.rev ? `\n\n${gsweeps.rev}` : ''}` : '';
     const source = `${sweeps.fwd}\n\n${sweeps.rev}${gsource}\n\n${tangent}`;
@@ -275,12 +277,12 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
     if (!m.prefix.endsWith('$dd')) readable.push(source);
     // Linked where f is registered (at the top for function declarations), so that top-level code of the
     // module can already take second derivatives.
-    const directional = !wantDirectional && sf.getFunction(`${m.prefix}$dd`) ? `\n$pb.registerDirectional(${m.ref}, ${m.prefix}$dd);` : '';
+    const ddLink = !wantDirectional && sf.getFunction(`${m.prefix}$dd`) ? `\n$pb.registerDirectional(${m.ref}, ${m.prefix}$dd);` : '';
     const reg = (wasm: string) => `$pb.register(${m.ref}, { name: ${JSON.stringify(m.name)}, where: ${JSON.stringify(`${base}:${fn.line}`)}, ` +
       `params: ${JSON.stringify(fn.params.map((p) => p.type))}, returns: ${JSON.stringify(fn.returns)}, ` +
       `fwd: ${m.prefix}$fwd, rev: ${m.prefix}$rev, jvp: ${m.prefix}$jvp, ` +
       `${gsweeps ? `grad: { fwd: ${m.prefix}$gfwd, rev: ${m.prefix}$${gsweeps.rev ? 'grev' : 'rev'} }, ` : ''}source: ${JSON.stringify(header(m.name, base, fn.line) + source)}` +
-      `${m.method === 'static' ? `, self: ${m.ref.split('.')[0]}` : ''}${wasm} });${directional}`;
+      `${m.method === 'static' ? `, self: ${m.ref.split('.')[0]}` : ''}${wasm} });${ddLink}`;
     const slot = Node.isFunctionDeclaration(fnNode) ? topRegistrations.push('') - 1 : -1;
     const place = slot >= 0 ? (w: string) => { topRegistrations[slot] = reg(w); } : (w: string) => { inserts.push({ pos: m.anchor.getEnd(), text: `\n${reg(w)}` }); };
     scalar.push({ fn: norm.fn, norm, fwd: sweeps.fwd, rev: sweeps.rev, ...(gsweeps ? { gfwd: gsweeps.fwd, grev: gsweeps.rev } : {}), method: m.method !== 'none', place });
@@ -289,16 +291,17 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
   // A directional derivative that calls one the module could not write (a callee with a custom rule) cannot
   // stand: drop it, and those that call it, so that the rest of the module keeps its second order.
   for (let dropped = true; dropped;) {
-    const defined = new Set(directionalSources.map((d) => /function ([\w$]+)\$dd\(/.exec(d)?.[1]));
-    const keep = directionalSources.filter((d) => [...d.matchAll(/([\w$]+)\$dd\(/g)].every((m) => defined.has(m[1])));
-    dropped = keep.length < directionalSources.length;
-    directionalSources.splice(0, directionalSources.length, ...keep);
+    const defined = new Set(directional.map((d) => d.prefix));
+    const keep = directional.filter((d) => d.calls.every((c) => defined.has(c)));
+    dropped = keep.length < directional.length;
+    directional.splice(0, directional.length, ...keep);
   }
+  const hasDirectional = (prefix: string) => directional.some((d) => d.prefix === prefix);
 
   // Wasm: one module for the file, built only by the pass whose result is final (a first pass that found
   // second-order work is followed by a second pass over the file with the directional derivatives).
   let wasmTail = '';
-  const wasmFinal = options.wasm === true && !(wantDirectional && (directionalSources.length || nestedRequests.size)) && !diags.hasErrors && scalar.length > 0;
+  const wasmFinal = options.wasm === true && !(wantDirectional && (directional.length || nestedRequests.size)) && !diags.hasErrors && scalar.length > 0;
   const plain = (name: string) => {
     const f = sf.getFunction(name);
     return f?.hasBody() ? { source: f.getText(), returns: f.getReturnType().isVoid() ? 'void' as const : classify(f.getReturnType()), rule: derivativeTarget(f) !== undefined } : undefined;
@@ -315,14 +318,14 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
 
   for (const [name, { g, a, at, kind }] of nestedRequests) {
     const gPrefix = describe(g)!.prefix;
-    if (!directionalSources.some((d) => d.includes(`function ${gPrefix}$dd(`))) {
+    if (!hasDirectional(gPrefix)) {
       diags.unsupported(at, `${kind}(${describe(g)!.name}) inside a marked function`, `${describe(g)!.name} has no directional derivative (it calls functions of other modules or with custom rules)`, 'compute the inner derivative outside the marked function');
       continue;
     }
-    directionalSources.push(innerSource(name, g, a, kind));
+    directional.push({ calls: [gPrefix], source: innerSource(name, g, a, kind) });
   }
 
-  if (wantDirectional) checkForwardUses(sf, { noTangent, calls, hasDirectional: (prefix) => directionalSources.some((d) => d.includes(`function ${prefix}$dd(`)), diags });
+  if (wantDirectional) checkForwardUses(sf, { noTangent, calls, hasDirectional, diags });
 
   for (const r of fns.filter((f) => tangentTarget(f) !== undefined)) {
     const target = tangentTarget(r)!;
@@ -371,7 +374,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
     else inserts.push({ pos: Math.max(r.getEnd(), ...(decl.getSourceFile() === sf ? [describe(decl)?.anchor.getEnd() ?? 0] : [])), text: `\n${reg}` });
   }
 
-  if (diags.hasErrors) return { code: text, changed: false, diagnostics: diags.list, adjointSource: '', generated: [], directionalSources, deferred: [] };
+  if (diags.hasErrors) return { code: text, changed: false, diagnostics: diags.list, adjointSource: '', generated: [], directionalSources: directional.map((d) => d.source), deferred: [] };
 
   const imports = sf.getImportDeclarations();
   const top = imports.length ? imports[imports.length - 1]!.getEnd() : 0;
@@ -389,7 +392,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
   ranges.push([code.lastIndexOf(marker), code.length]);
   const adjointSource = readable.length ? `${header(undefined, base)}\nimport * as $pb from 'pullback/runtime';\n\n${readable.join('\n\n')}\n` : '';
   const deferred = [...nestedRequests.values()].map(({ at, g, kind }) => { const sub = new Diagnostics(); sub.at(at, `${kind}(${describe(g)!.name}) inside a marked function`); return sub.list[0]!; });
-  return { code, changed: true, diagnostics: diags.list, adjointSource, generated: ranges, directionalSources, deferred };
+  return { code, changed: true, diagnostics: diags.list, adjointSource, generated: ranges, directionalSources: directional.map((d) => d.source), deferred };
 }
 
 /**

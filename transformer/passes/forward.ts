@@ -24,7 +24,7 @@ const times = (a: Expr, b: Expr): Expr => (isZero(a) || isZero(b) ? ZERO : mul(a
  * (reverse over forward: hvp, hessian, grad of grad). Returns undefined when f calls something whose
  * directional derivative is not in this module (another module's function, a custom rule, a method).
  */
-export function generateTangent(n: Normalized, act: Activity, localTypes: Map<string, string>, externs: Map<string, string>, mode: 'jvp' | 'dd' = 'jvp'): string | undefined {
+export function generateTangent(n: Normalized, act: Activity, localTypes: Map<string, string>, externs: Map<string, string>, mode: 'jvp' | 'dd' = 'jvp', ddCalls?: Set<string>): string | undefined {
   const fn = n.fn;
   if (mode === 'dd' && fn.usesThis) return undefined;
   let unsupported = false;
@@ -109,6 +109,7 @@ export function generateTangent(n: Normalized, act: Activity, localTypes: Map<st
       const tans = E.args.map((a, i) => (c.params[i] === 'arr' ? arrTangentOf(a) : P(tan(a))));
       if (mode === 'dd') {
         if (!c.local || c.rule || c.viaThis) { unsupported = true; return []; }
+        ddCalls?.add(c.prefix);
         return [`${dot(v)} = ${c.prefix}$dd(${[...args, ...tans].join(', ')});`, `${v} = ${c.ref}(${args.join(', ')});`];
       }
       const f = c.rule
