@@ -113,18 +113,25 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
   const calls = new Map<FnNode, Set<FnNode>>();
   // grad(g, a)(...) and vjp(g, ...) inside marked functions: requested in the first pass, resolved in the second.
   const nestedRequests = new Map<string, { g: FnNode; a: number; at: Node; kind: InnerKind }>();
-  /** The marked function of this module that a nested grad or vjp differentiates, with respect to parameter a. */
-  const innerFunction = (target: Node | undefined, a: number): { decl: FnNode; kinds: ('num' | 'arr')[]; returns: 'num' | 'arr' } | { unsupported: string } => {
+  /** A function's parameters and result as the scalar subset sees them, or undefined when one is outside it. */
+  const scalarSignature = (decl: FnNode): { params: ('num' | 'arr')[]; returns: 'num' | 'arr' } | undefined => {
+    const params = decl.getParameters().map((p) => classify(p.getType()));
+    const returns = classify(decl.getReturnType());
+    if (params.some((k) => k !== 'num' && k !== 'arr') || (returns !== 'num' && returns !== 'arr')) return undefined;
+    return { params: params as ('num' | 'arr')[], returns };
+  };
+  /** The marked function of this module that a nested grad or vjp differentiates, with respect to parameter a (when given). */
+  const innerFunction = (target: Node | undefined, a: number | undefined): { decl: FnNode; kinds: ('num' | 'arr')[]; returns: 'num' | 'arr' } | { unsupported: string } => {
     const decl = target && Node.isIdentifier(target) ? functionOfIdentifier(target) : undefined;
     if (!decl || decl.getSourceFile() !== sf || !isMarked(decl) || !describe(decl) || describe(decl)!.method !== 'none') {
       return { unsupported: 'the differentiated function must be a marked function of this module' };
     }
-    const kinds = decl.getParameters().map((p) => classify(p.getType()));
-    const returns = classify(decl.getReturnType());
-    if (a >= kinds.length || kinds.some((k) => k !== 'num' && k !== 'arr') || (returns !== 'num' && returns !== 'arr')) {
-      return { unsupported: 'the inner function must take numbers or arrays and return a number or an array, and argnums must name one of its parameters' };
+    const sig = scalarSignature(decl);
+    if (!sig) return { unsupported: 'the inner function must take numbers or arrays and return a number or an array' };
+    if (a !== undefined && a >= sig.params.length) {
+      return { unsupported: `argnums ${a} names no parameter of ${describe(decl)!.name}, which has ${sig.params.length}` };
     }
-    return { decl, kinds: kinds as ('num' | 'arr')[], returns };
+    return { decl, kinds: sig.params, returns: sig.returns };
   };
   /** The generated function for a nested grad or vjp once the second pass has it, else 'defer' (and ask for it). */
   const requestInner = (kind: InnerKind, t: { decl: FnNode; kinds: ('num' | 'arr')[] }, a: number, at: Node, params: ('num' | 'arr')[]): Callee | 'defer' => {
@@ -141,12 +148,10 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
     calleeOf(id) {
       const decl = Node.isIdentifier(id) ? functionOfIdentifier(id) : undefined;
       const info = decl && describe(decl);
-      if (!decl || !info || !isMarked(decl)) return undefined;
-      const params = decl.getParameters().map((p) => classify(p.getType()));
-      const returns = classify(decl.getReturnType());
-      if (params.some((k) => k !== 'num' && k !== 'arr') || (returns !== 'num' && returns !== 'arr')) return undefined;
-      const local = decl.getSourceFile() === sf;
-      return { ref: id.getText(), key: info.ref, local, prefix: local ? info.prefix : id.getText().replace(/\W/g, '_'), params: params as ('num' | 'arr')[], returns, viaThis: false };
+      const sig = decl && info && isMarked(decl) ? scalarSignature(decl) : undefined;
+      if (!sig) return undefined;
+      const local = decl!.getSourceFile() === sf;
+      return { ref: id.getText(), key: info!.ref, local, prefix: local ? info!.prefix : id.getText().replace(/\W/g, '_'), params: sig.params, returns: sig.returns, viaThis: false };
     },
     nestedGrad(op, call) {
       const which = pullbackImport(op);
@@ -165,7 +170,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
       return requestInner('grad', t, a, call, t.kinds);
     },
     nestedVjp(op, index) {
-      const t = innerFunction(op.getArguments()[0], index ?? 0);
+      const t = innerFunction(op.getArguments()[0], index);
       if ('unsupported' in t) return t;
       if (index === undefined) return 'ok';
       return requestInner('vjp', t, index, op, [...t.kinds, t.returns]);

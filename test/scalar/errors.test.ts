@@ -103,7 +103,7 @@ test('jvp through a rule with no forward rule is a compile-time error at the jvp
 });
 
 test('vjp inside a marked function: what can be done with the pullback, and what cannot', () => {
-  const head = "import { vjp } from 'pullback';\n/** @differentiable */\nexport function g(x: number, y: number): number { return x * y; }\n/** @differentiable */\nexport function f(x: number): number {\n";
+  const head = "import { vjp, grad } from 'pullback';\n/** @differentiable */\nexport function g(x: number, y: number): number { return x * y; }\n/** @differentiable */\nexport function f(x: number): number {\n";
   const cases: [string, RegExp][] = [
     ['  return vjp(g, x, 2)[0];\n', /'vjp\(\.\.\.\)' inside a marked function is not differentiable: vjp returns a value and a pullback; destructure them: const \[y, pb\] = vjp\(g, x, 2\)/],
     ['  const [y, pb] = vjp(g, x, 2);\n  const q = pb;\n  return y;\n', /the pullback 'pb' used as a value is not differentiable: a pullback from vjp inside a marked function can only be called/],
@@ -111,6 +111,8 @@ test('vjp inside a marked function: what can be done with the pullback, and what
     ['  const [y, pb] = vjp(g, x, 2);\n  return pb(1)[2] * y;\n', /gradient 2 of 'g' is not differentiable: the function has 2 parameter\(s\)/],
     ['  const [y, pb] = vjp(g, x);\n  return y;\n', /it passes 1 arguments for 2 parameters/],
     ['  const [y, pb] = vjp(Math.sin, x);\n  return y;\n', /the differentiated function must be a marked function of this module/],
+    // A nested grad's argnums out of range says so, with the parameter count.
+    ['  return grad(g, 2)(x, 1);\n', /argnums 2 names no parameter of g, which has 2/],
   ];
   for (const [body, re] of cases) {
     const r = transformProgram(`test/programs/errors/case${n++}.ts`, `${head}${body}}\n`);
