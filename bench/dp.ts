@@ -21,7 +21,8 @@
 // data-parallel training competes for the CPU here rather than the speed-up of one core per worker; the fraction
 // hidden is the figure this benchmark is about. Flags: --quick (fewer steps), --model=mlp,transformer, --backend=webgpu
 // (each rank with a device of its own, on the adapter PULLBACK_GPU_ADAPTER names: swiftshader by default, hardware),
-// --bucket-bytes=N (default 1 MiB), --trace (each bucket's all-reduce on both ranks, relative to the end of the
+// --bucket-bytes=N (default 1 MiB), --no-blocks (the overlapped mode without gradient blocks: dataParallel's
+// blockGradients false), --trace (each bucket's all-reduce on both ranks, relative to the end of the
 // backward pass: when asked for, started and done on the progress thread; medians).
 import { parentPort } from 'node:worker_threads';
 import {
@@ -37,6 +38,8 @@ interface Plan {
   models: ModelCase['kind'][]; warmup: number; reps: Record<ModelCase['kind'], number>; bucketBytes: number;
   /** Every rank's backend; on WebGPU each rank opens its own device on the adapter PULLBACK_GPU_ADAPTER names (default SwiftShader). */
   backend: 'cpu' | 'webgpu'; adapter: 'swiftshader' | 'hardware' | 'auto';
+  /** dataParallel's blockGradients (the overlapped mode's large final weight gradient in blocks); --no-blocks turns it off. */
+  blocks: boolean;
 }
 const WORKERS = 2;
 
@@ -66,7 +69,7 @@ async function runCase(kind: ModelCase['kind'], plan: Plan, comm: Awaited<Return
     ? [tensor(c.x, [c.batch, c.sizes[0]!]), tensor(c.labels, [c.batch], 'i32')]
     : [tensor(c.x, [c.batch, c.seq, c.dModel]), c.heads, false];
   const lossFn = (c.kind === 'mlp' ? m.classifierLoss : m.transformerLoss) as (p: unknown, ...batch: any[]) => Tensor;
-  const trainers = [false, true].map((overlap) => dataParallel(lossFn, { workers: WORKERS, comm, overlap, bucketBytes: plan.bucketBytes }));
+  const trainers = [false, true].map((overlap) => dataParallel(lossFn, { workers: WORKERS, comm, overlap, blockGradients: plan.blocks, bucketBytes: plan.bucketBytes }));
   const [plain, overlapped] = await Promise.all(trainers);
   await plain!.broadcast(params);
   const opt: Optimizer = adamw({ ...ADAMW });
@@ -137,11 +140,12 @@ if (isLaunchedWorker()) {
     models: (flag('model')?.split(',') ?? ['mlp', 'transformer']) as ModelCase['kind'][],
     warmup: quick ? 2 : 5, reps: quick ? { mlp: 20, transformer: 5 } : { mlp: 100, transformer: 30 }, bucketBytes: Number(flag('bucket-bytes') ?? 1 << 20),
     backend: (flag('backend') ?? 'cpu') as Plan['backend'], adapter: (process.env.PULLBACK_GPU_ADAPTER ?? 'swiftshader') as Plan['adapter'],
+    blocks: !argv.includes('--no-blocks'),
   };
   if (plan.backend !== 'cpu' && plan.backend !== 'webgpu') throw new Error(`--backend must be cpu or webgpu, got ${plan.backend}`);
   const started = performance.now();
   const { results, description } = await ranks(plan);
-  const cores = `${WORKERS} ranks on ${(await import('node:os')).availableParallelism()} cores`;
+  const cores = `${WORKERS} ranks on ${(await import('node:os')).availableParallelism()} cores${plan.blocks ? '' : ', no gradient blocks'}`;
   const adapter = plan.backend === 'cpu' ? `cpu (Wasm, 1 thread per rank), ${cores}` : `webgpu (${description}, a device per rank), ${cores}`;
   const rows: BenchRow[] = [];
   const fmt = (x: number) => x.toFixed(1).padStart(7);

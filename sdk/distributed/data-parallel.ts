@@ -55,6 +55,13 @@ export interface DataParallelOptions {
   /** Start each bucket's all-reduce during the backward pass as soon as it is full (default true); false: all after it. */
   overlap?: boolean;
   /**
+   * With overlap, compute a large weight gradient that becomes final at the very end of the backward pass (a first
+   * layer's) in blocks of rows, each reduced while the next is computed (default true). It costs a slice and a
+   * matmul per block and a concat: turn it off where that costs more than the communication it hides (measure
+   * with bench:dp, e.g. two ranks sharing two CPU cores).
+   */
+  blockGradients?: boolean;
+  /**
    * How the ranks' gradients combine (default 'mean'). 'mean' for a loss with reduction 'mean' (the mean over the
    * batch): the result is the gradient of the mean loss over the whole global batch, also with unequal slices.
    * 'sum' for reduction 'sum': the gradient of the summed loss over the whole batch.
@@ -155,7 +162,8 @@ export interface DataParallel<P> {
 export async function dataParallel<P>(lossFn: (params: P, ...batch: any[]) => Tensor, options: DataParallelOptions): Promise<DataParallel<P>> {
   if (typeof lossFn !== 'function') throw new TypeError('dataParallel: lossFn must be a function (params, ...batch) => scalar Tensor');
   if (!options || typeof options !== 'object') throw new TypeError('dataParallel: expected options { workers, ... }');
-  const { bucketBytes = 1 << 20, overlap = true, gradReduce = 'mean', batchArgs } = options;
+  const { bucketBytes = 1 << 20, overlap = true, blockGradients = true, gradReduce = 'mean', batchArgs } = options;
+  if (typeof blockGradients !== 'boolean') throw new TypeError(`dataParallel: blockGradients must be true or false, got ${String(blockGradients)}`);
   if (batchArgs !== undefined && (!Array.isArray(batchArgs) || !batchArgs.length || !batchArgs.every((i) => Number.isSafeInteger(i) && i >= 0))) {
     throw new RangeError(`dataParallel: batchArgs must list the indices (0 = the first argument after params) of the batch arguments to split, got ${JSON.stringify(batchArgs)}`);
   }
@@ -168,7 +176,7 @@ export async function dataParallel<P>(lossFn: (params: P, ...batch: any[]) => Te
     const { entry, execArgv, timeoutMs, workerData, onMessage } = options;
     comm = await launch({ workers, entry, execArgv, timeoutMs, workerData, onMessage });
   }
-  return new Trainer<P>(lossFn, comm, Math.max(1, Math.floor(bucketBytes / 4)), overlap, gradReduce, batchArgs);
+  return new Trainer<P>(lossFn, comm, Math.max(1, Math.floor(bucketBytes / 4)), overlap, overlap && blockGradients, gradReduce, batchArgs);
 }
 
 // ---- host access ----
@@ -346,7 +354,8 @@ class Trainer<P> implements DataParallel<P> {
 
   constructor(
     private readonly lossFn: Function, readonly comm: Communicator, private readonly capacity: number,
-    private readonly overlap: boolean, private readonly gradReduce: 'mean' | 'sum', private readonly batchArgs?: readonly number[],
+    private readonly overlap: boolean, private readonly blocks: boolean, private readonly gradReduce: 'mean' | 'sum',
+    private readonly batchArgs?: readonly number[],
   ) {
     this.rank = comm.rank;
     this.worldSize = comm.worldSize;
@@ -538,7 +547,7 @@ class Trainer<P> implements DataParallel<P> {
     if (learnt.length !== 2 * m || new Set(order).size !== m || order.some((j) => !(j >= 0 && j < m)) || finalMs.some((t) => !Number.isFinite(t))) {
       throw new Error('rank 0 sent a bucket order that is not a permutation of the parameters with their times of finality');
     }
-    this.layout = new Layout(leaves, Array.from(order), this.capacity, true, finalMs, this.overlap);
+    this.layout = new Layout(leaves, Array.from(order), this.capacity, true, finalMs, this.blocks);
   }
 
   /** This rank's slice of each batch Tensor (rank ≥ 1) along axis 0; other arguments as they are. */

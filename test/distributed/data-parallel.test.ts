@@ -84,6 +84,15 @@ test('StepTiming.bucketTimes: each bucket\'s all-reduce asked for, started and d
   }
 });
 
+test('blockGradients: false keeps the first weight whole in the overlapped mode (still during backward where it can be)', async () => {
+  const reports: Report[] = await w.run({ ...base, workers: 2, batch: 12, steps: 3, bucketBytes: 256, overlap: true, blockGradients: false });
+  for (const r of reports) {
+    const lengths = r.bucketTimes.map((b) => b.length);
+    assert.ok(lengths.includes(12 * 16), `rank ${r.rank}: ${lengths}`);
+    assert.not.ok(lengths.slice(-12).every((n) => n <= 32), `rank ${r.rank}: blocks despite blockGradients false: ${lengths}`);
+  }
+});
+
 test('tailStart: the gradients final at the very end get a last bucket of their own, at most a quarter of a bucket', () => {
   // The first block of the 4-block transformer of bench/dp.ts (d 128), in the order and at the times (ms before the end
   // of backward) its gradients became final: only the attention projections and the first layer norm are final at the end.
@@ -224,6 +233,7 @@ test('options are checked', async () => {
   await rejects(dataParallel(m.mlpLoss, { workers: 0 }), /workers must be an integer ≥ 1, got 0/);
   await rejects(dataParallel(m.mlpLoss, { workers: 1, gradReduce: 'max' as never }), /gradReduce must be 'mean' or 'sum'/);
   await rejects(dataParallel(m.mlpLoss, { workers: 1, batchArgs: [0, -1] }), /batchArgs must list the indices/);
+  await rejects(dataParallel(m.mlpLoss, { workers: 1, blockGradients: 'no' as never }), /blockGradients must be true or false, got no/);
 });
 
 test.run();
