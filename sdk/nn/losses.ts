@@ -12,8 +12,8 @@
 import { OpError } from '../../runtime-gpu/shape.js';
 import type { Tensor } from '../tensor/engine.js';
 import {
-  abs, add, concat, logSoftmax, logsumexp, mean, minimum, mul, neg, reshape, softmaxCrossEntropy as crossEntropyRows, square,
-  sub, sum, zerosLike,
+  abs, add, concat, div, logSoftmax, logsumexp, maximum, mean, minimum, mul, ne, neg, reshape, softmaxCrossEntropy as crossEntropyRows,
+  square, sub, sum, where, zerosLike,
 } from '../tensor/ops.js';
 
 export type Reduction = 'mean' | 'sum';
@@ -42,6 +42,12 @@ export interface CrossEntropyOptions extends LossOptions {
    * (1-ε)·(-log p_label) + ε·(1/C)Σ_c(-log p_c). Default 0.
    */
   labelSmoothing?: number;
+  /**
+   * Rows whose label is this value are left out (PyTorch's ignore_index; e.g. -100 for padding, or for the
+   * positions of a sequence that are not trained): they add nothing to the loss or the gradient, and 'mean'
+   * divides by the number of rows kept (a batch with none kept has loss 0). Default: every row counts.
+   */
+  ignoreIndex?: number;
 }
 
 /**
@@ -60,12 +66,25 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, opts: CrossE
   if (labels.rank !== logits.rank - 1 || labels.shape.some((d, i) => d !== logits.shape[i])) {
     throw new OpError(op, `labels must have the shape of logits without its class axis: logits [${logits.shape.join(', ')}], labels [${labels.shape.join(', ')}]`);
   }
+  const ignore = opts.ignoreIndex;
+  if (ignore !== undefined && !Number.isInteger(ignore)) throw new OpError(op, `ignoreIndex must be an integer, got ${String(ignore)}`);
   const rows = reshape(logits, [-1, classes]);
-  const targets = reshape(labels, [-1]);
+  if (ignore === undefined) return reduce(rowLosses(rows, reshape(labels, [-1]), eps), opts.reduction, op);
+  // Left-out rows get label 0 (any class in range) and weight 0.
+  const all = reshape(labels, [-1]);
+  const keep = ne(all, ignore);
+  const kept = mul(rowLosses(rows, where(keep, all, 0), eps), keep);
+  if (opts.reduction === 'sum') return sum(kept);
+  if (opts.reduction !== undefined && opts.reduction !== 'mean') throw new OpError(op, `reduction must be 'mean' or 'sum', got ${JSON.stringify(opts.reduction)}`);
+  return div(sum(kept), maximum(sum(keep), 1));
+}
+
+/** Each row's cross-entropy against its label, with label smoothing eps. @differentiable */
+function rowLosses(rows: Tensor, targets: Tensor, eps: number): Tensor {
   const nll = crossEntropyRows(rows, targets);
-  if (eps === 0) return reduce(nll, opts.reduction, op);
+  if (eps === 0) return nll;
   const uniform = neg(mean(logSoftmax(rows), -1));
-  return reduce(add(mul(nll, 1 - eps), mul(uniform, eps)), opts.reduction, op);
+  return add(mul(nll, 1 - eps), mul(uniform, eps));
 }
 
 /** log(1 + e^x) as logsumexp over {x, 0}: no overflow for large x, and the exact gradient sigmoid(x), also at 0. @differentiable */

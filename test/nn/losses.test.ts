@@ -78,6 +78,25 @@ test('softmaxCrossEntropy with labelSmoothing ε: against the smoothed target (1
   close('gradient', g, wantG, 1e-6, 1e-9);
 });
 
+test('softmaxCrossEntropy with ignoreIndex: left-out rows add nothing, mean over the rows kept, none kept is 0', async () => {
+  const masked = [0, -100, 1];
+  const want = [-logSoftmaxRow(logits[0]!)[0]!, -logSoftmaxRow(logits[2]!)[1]!];
+  const x = tensor(logits), y = ints(masked);
+  close('mean over the 2 rows kept', [await nn.losses.softmaxCrossEntropy(x, y, { ignoreIndex: -100 }).item()], [(want[0]! + want[1]!) / 2], 1e-6, 1e-9);
+  close('sum', [await nn.losses.softmaxCrossEntropy(x, y, { ignoreIndex: -100, reduction: 'sum' }).item()], [want[0]! + want[1]!], 1e-6, 1e-9);
+  // The gradient: softmax - onehot on the rows kept, over 2; zero on the row left out.
+  const g = await values(grad((z: Tensor) => nn.losses.softmaxCrossEntropy(z, ints(masked), { ignoreIndex: -100 }))(tensor(logits)) as Tensor);
+  const wantG = logits.flatMap((r, i) => logSoftmaxRow(r).map((lp, c) => (i === 1 ? 0 : (Math.exp(lp) - (c === masked[i] ? 1 : 0)) / 2)));
+  close('gradient', g, wantG, 1e-6, 1e-9);
+  // With smoothing too, and a label equal to ignoreIndex in range (class 2 left out).
+  const eps = 0.2;
+  const smooth = (r: number[], l: number) => -logSoftmaxRow(r).reduce((s, lp, c) => s + ((c === l ? 1 - eps : 0) + eps / 3) * lp, 0);
+  close('smoothed', [await nn.losses.softmaxCrossEntropy(x, ints(labels), { ignoreIndex: 2, labelSmoothing: eps }).item()],
+    [(smooth(logits[0]!, 0) + smooth(logits[2]!, 1)) / 2], 1e-6, 1e-9);
+  close('none kept', [await nn.losses.softmaxCrossEntropy(x, ints([-1, -1, -1]), { ignoreIndex: -1 }).item()], [0], 0, 0);
+  assert.throws(() => nn.losses.softmaxCrossEntropy(x, y, { ignoreIndex: 0.5 }), /losses\.softmaxCrossEntropy: ignoreIndex must be an integer, got 0\.5/);
+});
+
 test('binaryCrossEntropyWithLogits: -[t log σ(x) + (1-t) log(1-σ(x))]; finite at ±100; gradient σ(x) - t, also at 0', async () => {
   const xs = [-2, -0.5, 0, 1, 3], ts = [0, 1, 0.5, 0.25, 1];
   const sig = (v: number) => 1 / (1 + Math.exp(-v));
