@@ -216,7 +216,8 @@ export const elementwiseOps = {
         // Conversions (and pack2x16float) are indeterminate outside the finite f16 range: overflow to infinity by
         // hand, as IEEE rounding does (65520 and up round to infinity; below it, to at most 65504).
         const write = native
-          ? `fn toH(v: f32) -> f16 {
+          ? `var<private> HINF_BITS: u32 = 0x7c007c00u;
+fn toH(v: f32) -> f16 {
   if (abs(v) >= 65520.0) { let inf = bitcast<vec2<f16>>(HINF_BITS).x; return select(inf, -inf, v < 0.0); }
   return f16(clamp(v, -65504.0, 65504.0));
 }
@@ -226,8 +227,7 @@ fn put(w: u32, lo: f32, hi: f32) { out[w] = vec2<f16>(toH(lo), toH(hi)); }`
   return pack2x16float(vec2f(v, 0.0)) & 0xffffu;
 }
 fn put(w: u32, lo: f32, hi: f32) { out[w] = toH(lo) | (toH(hi) << 16u); }`;
-        const code = `${native ? 'enable f16;\n' : ''}${SPECIALS}
-var<private> HINF_BITS: u32 = 0x7c007c00u;
+        const code = `${enableF16(rt, 'f16')}${SPECIALS}
 @group(0) @binding(0) var<storage, read> a: array<${x!.dtype}>;
 @group(0) @binding(1) var<storage, read_write> out: array<${native ? 'vec2<f16>' : 'u32'}>;
 fn ld(j: u32) -> f32 { if (j >= ${n}u) { return 0.0; } return ${src}; }

@@ -101,10 +101,10 @@ export interface Conv2dOptions {
  * @differentiable
  */
 export function conv2d(p: Conv2dParams, x: Tensor, opts: Conv2dOptions = {}): Tensor {
+  if (opts.activation !== undefined && !['none', 'relu', 'gelu'].includes(opts.activation)) throw new OpError('conv2d', `unknown activation '${String(opts.activation)}' (relu, gelu or none)`);
   const y = conv2dOp(x, p.w, { stride: opts.stride, padding: opts.padding, bias: p.b });
   if (opts.activation === 'relu') return relu(y);
   if (opts.activation === 'gelu') return gelu(y);
-  if (opts.activation !== undefined && opts.activation !== 'none') throw new OpError('conv2d', `unknown activation '${String(opts.activation)}' (relu, gelu or none)`);
   return y;
 }
 

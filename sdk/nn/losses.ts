@@ -23,11 +23,15 @@ export interface LossOptions {
   reduction?: Reduction;
 }
 
-/** The mean or the sum of the per-example losses. @differentiable */
-function reduce(per: Tensor, reduction: Reduction | undefined, op: string): Tensor {
-  if (reduction === undefined || reduction === 'mean') return mean(per);
+/**
+ * The mean or the sum of the per-example losses. With `kept` (1 for an example that counts, 0 for one left out,
+ * `per` already multiplied by it) the mean is over the examples kept, and 0 when there are none.
+ * @differentiable
+ */
+function reduce(per: Tensor, reduction: Reduction | undefined, op: string, kept?: Tensor): Tensor {
   if (reduction === 'sum') return sum(per);
-  throw new OpError(op, `reduction must be 'mean' or 'sum', got ${JSON.stringify(reduction)}`);
+  if (reduction !== undefined && reduction !== 'mean') throw new OpError(op, `reduction must be 'mean' or 'sum', got ${JSON.stringify(reduction)}`);
+  return kept ? div(sum(per), maximum(sum(kept), 1)) : mean(per);
 }
 
 function sameShape(op: string, a: Tensor, b: Tensor, names: [string, string]): void {
@@ -73,10 +77,7 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, opts: CrossE
   // Left-out rows get label 0 (any class in range) and weight 0.
   const all = reshape(labels, [-1]);
   const keep = ne(all, ignore);
-  const kept = mul(rowLosses(rows, where(keep, all, 0), eps), keep);
-  if (opts.reduction === 'sum') return sum(kept);
-  if (opts.reduction !== undefined && opts.reduction !== 'mean') throw new OpError(op, `reduction must be 'mean' or 'sum', got ${JSON.stringify(opts.reduction)}`);
-  return div(sum(kept), maximum(sum(keep), 1));
+  return reduce(mul(rowLosses(rows, where(keep, all, 0), eps), keep), opts.reduction, op, keep);
 }
 
 /** Each row's cross-entropy against its label, with label smoothing eps. @differentiable */
