@@ -247,16 +247,28 @@ export function generate(n: Normalized, act: Activity, localTypes: Map<string, s
           out.push(g.k === 'neg' ? `${target} -= ${Q(g.a)};` : `${target} += ${Q(g)};`);
           continue;
         }
-        // Several terms: like terms are counted, each term printed tight enough to be summed.
-        const counts = new Map<string, { negative: boolean; text: string; n: number }>();
+        // Several terms: like terms (the same factors, in any order and grouping, up to a constant) are merged,
+        // so that the product rule's `s_bar * a * 100 + s_bar * (100 * a)` for `100 * a * a` is one
+        // `200 * s_bar * a`; each term printed tight enough to be summed.
+        // A term alike with none other is printed as it was built (its grouping may share work with the primal's).
+        const like = new Map<string, { negative: boolean; c: number; factors: Expr[]; n: number; g: Expr }>();
         for (const g of terms) {
-          const negative = g.k === 'neg';
-          const text = printExpr(negative ? (g as { a: Expr }).a : g, pr, 12);
-          const key = `${negative ? '-' : '+'}${text}`;
-          const c = counts.get(key);
-          if (c) c.n++; else counts.set(key, { negative, text, n: 1 });
+          const t = productTerm(g);
+          const key = t.factors.map((f) => printExpr(f, pr, 13)).sort().join(' * ');
+          const c = like.get(key);
+          if (c) { c.c += (c.negative === t.negative ? 1 : -1) * t.c; c.n++; } else like.set(key, { ...t, n: 1, g });
         }
-        const parts = [...counts.values()].map((c) => ({ negative: c.negative, text: c.n === 1 ? c.text : `${c.n} * ${c.text}` }));
+        const parts = [...like.values()].filter((t) => t.n === 1 || t.c !== 0).map((t) => {
+          if (t.n === 1) {
+            const negative = t.g.k === 'neg';
+            return { negative, text: printExpr(negative ? (t.g as { a: Expr }).a : t.g, pr, 12) };
+          }
+          const negative = t.negative !== t.c < 0;
+          const c = Math.abs(t.c);
+          const product = [...(c === 1 && t.factors.length ? [] : [{ k: 'lit', v: c } as Expr]), ...t.factors].reduce((a, b) => ({ k: 'bin', op: '*', a, b }));
+          return { negative, text: printExpr(product, pr, 12) };
+        });
+        if (!parts.length) continue;
         const allNegative = parts.every((p) => p.negative);
         const sum = parts.map((p, i) => (i === 0 ? (p.negative && !allNegative ? `-${p.text}` : p.text) : `${p.negative !== allNegative ? ' - ' : ' + '}${p.text}`)).join('');
         out.push(`${target} ${allNegative ? '-=' : '+='} ${sum};`);
@@ -873,4 +885,20 @@ function deadForGradient(n: Normalized, N: Set<string>, R: Map<string, number>, 
     }
   }
   return new Set(assigns.filter((s) => !live.has(s.name)));
+}
+
+/**
+ * A contribution as ±c · f1 · f2 · …: its `*` chain flattened, negations taken out and its number literals
+ * multiplied into c, so that terms which differ only in the order and grouping of their factors are found alike.
+ */
+function productTerm(g: Expr): { negative: boolean; c: number; factors: Expr[] } {
+  const t = { negative: false, c: 1, factors: [] as Expr[] };
+  const walk = (e: Expr): void => {
+    if (e.k === 'neg') { t.negative = !t.negative; walk(e.a); }
+    else if (e.k === 'bin' && e.op === '*') { walk(e.a); walk(e.b); }
+    else if (e.k === 'lit' && typeof e.v === 'number') t.c *= e.v;
+    else t.factors.push(e);
+  };
+  walk(g);
+  return t;
 }
