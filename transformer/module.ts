@@ -104,7 +104,6 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
   const rules = fns.filter((f) => derivativeTarget(f) !== undefined);
   if (!marked.length && !rules.length && !fns.some((f) => tangentTarget(f) !== undefined)) return { code: text, changed: false, diagnostics: [], adjointSource: '', generated: [], directionalSources: directional.map((d) => d.source), deferred: [] };
 
-  const warnedNoTangent = new Set<Node>();
   // For the check of forward-mode uses: which marked functions call a rule that has no @tangent, and which
   // marked functions of this module each one calls.
   const markedSet = new Set<Node>(marked);
@@ -185,12 +184,10 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
       if (!rule && !isMarked(decl)) return undefined;
       const caller = callerOf(call);
       if (caller && isMarked(decl) && decl.getSourceFile() === sf) (calls.get(caller) ?? calls.set(caller, new Set()).get(caller)!).add(decl);
-      if (rule && !findRule(decl, files, tangentTarget) && !warnedNoTangent.has(call)) {
-        warnedNoTangent.add(call);
-        if (caller && !noTangent.has(caller)) noTangent.set(caller, describe(decl)?.name ?? decl.getText());
-        diags.at(call, `${describe(decl)?.name ?? 'this function'} has a /** @derivative */ rule but no /** @tangent */ rule: ` +
-          `reverse mode works, but jvp and jacfwd through it will throw; declare /** @tangent ${describe(decl)?.name} */ to enable them (second order through custom rules is not supported yet)`, 'warning');
-      }
+      // A rule without a tangent rule is fine for reverse mode; forward-mode uses of its callers in this module
+      // are errors (checkForwardUses), and elsewhere jvp throws naming the rule. No warning per call: it was
+      // printed on every run of the register hook, for programs that never use forward mode.
+      if (rule && caller && !noTangent.has(caller) && !findRule(decl, files, tangentTarget)) noTangent.set(caller, describe(decl)?.name ?? decl.getText());
       const info = describe(decl);
       if (!info) return undefined;
       const params = decl.getParameters().map((p) => classify(p.getType()));

@@ -140,7 +140,7 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
     const h = helpers.get(name);
     if (h) return h.why === undefined ? undefined : `it calls ${h.rule ? 'the custom derivative ' : ''}${name}, which cannot run on Wasm: ${h.why}`;
     const q = owner.get(name)!;
-    return q !== from && !printed.has(q) ? `it calls ${q}, which stays on JS` : undefined;
+    return q !== from && !printed.has(q) ? `it calls ${q}, which stays on JS (${reasons.get(q) ?? 'see explain'})` : undefined;
   };
   for (let changed = true; changed;) {
     changed = false;

@@ -93,9 +93,9 @@ export function register(f: Function, a: Omit<Adjoint, 'backend'> & { backend?: 
     if (m.error) entry.reason = m.error;
     else {
       entry.js = { fwd: entry.fwd, rev: entry.rev };
-      Object.assign(entry, wasmSweeps(m, wasm.prefix, a.name, a.params), { backend: 'wasm', reason: undefined });
+      Object.assign(entry, wasmSweeps(m, wasm.prefix, a.name, a.params, false, f), { backend: 'wasm', reason: undefined });
       // grad runs the Wasm gradient sweeps where the module has them, else the Wasm general ones.
-      if (entry.grad && typeof m.exports?.[`${wasm.prefix}$gfwd$w`] === 'function') entry.grad = wasmSweeps(m, wasm.prefix, a.name, a.params, true);
+      if (entry.grad && typeof m.exports?.[`${wasm.prefix}$gfwd$w`] === 'function') entry.grad = wasmSweeps(m, wasm.prefix, a.name, a.params, true, f);
       else delete entry.grad;
     }
   }

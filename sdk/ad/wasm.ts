@@ -21,6 +21,9 @@ const byBytes = new Map<string, ScalarWasmModule>();
 /** Thrown by the module's `abort` import; turned into a sentence that names the function by the glue. */
 class WasmAbort extends Error {}
 
+/** The message of a lowered `throw` statement (THROWN in transformer/passes/assemblyscript.ts). */
+const THROWN = 'pullback:throw';
+
 export class ScalarWasmModule {
   readonly exports?: Exports;
   /** Why the module could not be instantiated here (the functions then stay on JS). */
@@ -96,7 +99,17 @@ export class ScalarWasmModule {
     if (this.inUse === 0 && (++this.calls & 63) === 0) this.exports!.$collect();
   }
 
-  failure(e: unknown, name: string): unknown {
+  failure(e: unknown, name: string, rerun?: () => unknown): unknown {
+    if (e instanceof WasmAbort && e.message.startsWith(THROWN)) {
+      // A lowered throw: the JS primal on the same arguments throws the user's own error.
+      if (rerun) {
+        try { rerun(); } catch (user) { return user; }
+        return new Error(`pullback: the Wasm sweeps of ${name} reached a throw statement that its JS primal does not reach with these arguments ` +
+          '(a throw in a custom derivative?); build with wasm: false to see its message');
+      }
+      return new Error(`pullback: the Wasm reverse sweep of ${name} reached a throw statement (in a custom derivative); its message is ` +
+        'only available on the JS adjoint: build with wasm: false to see it');
+    }
     if (e instanceof WasmAbort) {
       if (e.message.startsWith('pullback:tape-full')) {
         return new Error(`pullback: the Wasm tape of ${name} is full (${this.exports!.$fullLength()} values recorded, limit ${tapeLimit}). ` +
@@ -169,7 +182,7 @@ function copyOut(src: Float64Array): Float64Array {
  * fwd/rev over module `m`'s exports for the function generated with `prefix`; for the gradient sweeps also
  * `direct`, which runs both at once (see DirectGradient).
  */
-export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, params: readonly ('num' | 'arr')[], gradient = false): { fwd: Sweep; rev: Sweep; direct?: DirectGradient } {
+export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, params: readonly ('num' | 'arr')[], gradient = false, primal?: Function): { fwd: Sweep; rev: Sweep; direct?: DirectGradient } {
   // gradient: the sweeps grad runs ($gfwd$w/$grev$w), which return the arrays' adjoints only, and whose
   // adjoints start from zero (grad hands them new arrays): the caller's are not copied in.
   const F = m.exports![`${prefix}$${gradient ? 'g' : ''}fwd$w`] as Export;
@@ -205,7 +218,8 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
       v = callWith(F, fa);
     } catch (e) {
       m.release(id);
-      throw m.failure(e, name);
+      const self = this, args = Array.prototype.slice.call(arguments, 1, 1 + nP);
+      throw m.failure(e, name, primal && (() => primal.apply(self, args)));
     }
     t.push(id);
     return v;
@@ -263,7 +277,7 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
       const j = arrayIndex[which]!;
       return copyOut(m.slot(id, 2 * j + 1, fa[1 + j]!));
     } catch (e) {
-      throw m.failure(e, name);
+      throw m.failure(e, name, primal && (() => primal(...Array.prototype.slice.call(args, 0, nP))));
     } finally {
       m.release(id);
     }

@@ -67,13 +67,12 @@ test('a zero-derivative parameter is a warning, not an error', () => {
   assert.ok(!w.some((m) => /'x'/.test(m)));
 });
 
-test('a callee with a reverse rule but no forward rule is a warning at the call', () => {
+test('a callee with a reverse rule but no forward rule compiles without a diagnostic', () => {
+  // Reverse mode needs no tangent rule. A warning here was printed on every run of the register hook and failed
+  // tsc builds (tsc counts a warning as a failure); forward-mode uses are checked where they are (next test).
   const text = "export function cube(x: number): number { return x * x * x; }\n/** @derivative cube */\nexport function cubeGrad(x: number, g: number): number { return 3 * x * x * g; }\n/** @differentiable */\nexport function f(x: number): number { return cube(x) + 1; }\n";
   const r = transformProgram(`test/programs/errors/case${n++}.ts`, text);
-  const w = r.diagnostics.filter((d) => d.category === 'warning');
-  assert.is(w.length, 1);
-  assert.equal([w[0]!.line, w[0]!.column], [5, 47]);
-  assert.match(w[0]!.message, /cube has a \/\*\* @derivative \*\/ rule but no \/\*\* @tangent \*\/ rule: reverse mode works, but jvp and jacfwd through it will throw; declare \/\*\* @tangent cube \*\//);
+  assert.equal(r.diagnostics.map((d) => d.message), []);
   assert.ok(r.changed);
 });
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { grad, valueAndGrad, gradcheck, explain, setWasmTapeLimit } from '../../sdk/index.js';
+import { grad, valueAndGrad, vjp, gradcheck, explain, setWasmTapeLimit } from '../../sdk/index.js';
 import { Tape } from '../../sdk/ad/tape.js';
 import { WASM_TAPE_LIMIT } from '../../sdk/ad/wasm.js';
 import { createCompiler } from '../../transformer/compiler.js';
@@ -20,8 +20,8 @@ const file = 'test/programs/wasm/subset.ts';
 const m = await loadWasm(file);
 
 test('functions in the subset run on Wasm, and explain says so', () => {
-  // usesRule calls softplus, whose rule is in the subset too; callsJsOnly calls usesRule.
-  for (const f of [m.inSubset, m.damped, m.longLoop, m.usesRule, m.callsJsOnly]) {
+  // usesRule calls softplus, whose rule is in the subset too; callsJsOnly calls usesRule; throws checks its argument.
+  for (const f of [m.inSubset, m.damped, m.longLoop, m.usesRule, m.callsJsOnly, m.throws, m.checksThenCalls]) {
     const e = explain(f);
     assert.is(e.backend, 'wasm', String(e));
     assert.is(e.reason, undefined);
@@ -32,10 +32,11 @@ test('functions in the subset run on Wasm, and explain says so', () => {
 test('functions outside the subset stay on JS, and explain says why', () => {
   const why: [(...a: any[]) => any, RegExp][] = [
     [m.logs, /runs `console\.log\(x\);`, which only JavaScript can run/],
-    [m.throws, /runs `throw new Error\('negative'\);`/],
     [m.returnsArray, /returns an array/],
     [m.readsMutable, /reads `counter` from outside the function/],
     [m.outer, /calls the custom derivative wrappedRule, which cannot run on Wasm: it calls grad\(longLoop\)/],
+    [m.crossFile, /it calls usesSoftplus, which is not a function declaration of this file \(a Wasm module holds the functions of one source file: calls into other files/],
+    [m.callsArrayValued, /it calls returnsArray, which stays on JS \(it returns an array/],
   ];
   for (const [f, re] of why) {
     const e = explain(f);
@@ -43,6 +44,21 @@ test('functions outside the subset stay on JS, and explain says why', () => {
     assert.match(e.reason ?? '', re, f.name);
     assert.ok(String(e).includes(e.reason!), 'the sentence carries the reason');
   }
+});
+
+test('a throw on Wasm (an argument check) throws the user\'s own error, from every entry point', () => {
+  assert.throws(() => grad(m.throws)(-1), (e: Error) => e.message === 'negative x: -1');
+  assert.throws(() => valueAndGrad(m.throws)(-2), (e: Error) => e.message === 'negative x: -2');
+  assert.throws(() => vjp(m.throws, -3), (e: Error) => e.message === 'negative x: -3');
+  // Thrown in a callee's Wasm sweep: the caller's JS primal reaches the same throw.
+  const x = Float64Array.from([0.5, -0.25]);
+  assert.throws(() => grad(m.checksThenCalls)(x), (e: Error) => e.message === 'negative x: -0.25');
+  // The frames are released: good arguments still work, on Wasm.
+  assert.is(grad(m.throws)(4), 0.25);
+  const [v, g] = valueAndGrad(m.checksThenCalls)(Float64Array.from([4, 9])) as [number, Float64Array];
+  assert.is(v, 5);
+  assert.equal(Array.from(g), [0.25, 1 / 6]);
+  assert.is(explain(m.throws).backend, 'wasm');
 });
 
 test('Wasm gradients match the JS sweeps and finite differences', () => {

@@ -32,6 +32,13 @@ import { printExpr, type PrintHooks } from './print.js';
  */
 export const asName = (name: string): string => `$u_${name}`;
 
+/**
+ * The message of the abort a lowered `throw` raises. A Wasm module cannot build the user's exception (its message
+ * may format any value), so the glue, seeing this message, runs the function's JS primal on the same arguments,
+ * which throws exactly what the JS adjoint would have thrown.
+ */
+export const THROWN = 'pullback:throw';
+
 /** Why a function stays on the JS adjoint. */
 export class NotLowerable extends Error {}
 
@@ -101,7 +108,10 @@ export function primalSource(n: Normalized): string {
         const cond = s.cond ? P(s.cond) : 'true';
         return [...list(s.init), ...(s.post ? ['do {', ...ind(body), `} while (${cond});`] : [`while (${cond}) {`, ...ind(body), '}'])];
       }
-      case 'opaque': throw new NotLowerable(`it runs \`${s.text.trim().split('\n')[0]}\`, which only JavaScript can run`);
+      // A throw (an argument check) stops the Wasm sweep; the glue then runs the JS primal, which throws the
+      // user's own error (see THROWN).
+      case 'opaque': if (/^throw\b/.test(s.text.trim())) return [`throw new Error(${JSON.stringify(THROWN)});`];
+        throw new NotLowerable(`it runs \`${s.text.trim().split('\n')[0]}\`, which only JavaScript can run`);
       case 'break': case 'continue': case 'return': throw new Error('pullback internal error: jump after normalize');
       default: return assertNever(s);
     }
@@ -535,7 +545,10 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     const callee = n.expression;
     if (ts.isIdentifier(callee)) {
       const helper = scope.functions.has(callee.text) ? undefined : scope.helper?.(callee.text);
-      if (!scope.functions.has(callee.text) && !helper) return fail(n, `it calls ${callee.text}, which has no Wasm build`);
+      if (!scope.functions.has(callee.text) && !helper) {
+        return fail(n, `it calls ${callee.text}, which is not a function declaration of this file (a Wasm module holds the functions ` +
+          'of one source file: calls into other files, and to arrow functions or function expressions, stay on JS)');
+      }
       calls.add(callee.text);
       // Sweeps and primals take numbers as f64 and arrays as arrays; they return f64 (or nothing: used as
       // statements). Plain functions take what their parameters say.
@@ -680,6 +693,7 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
       } else if (s.initializer) init = expr(s.initializer).s;
       return [`for (${init}; ${s.condition ? bool(expr(s.condition)) : ''}; ${s.incrementor ? expr(s.incrementor).s : ''}) {`, ...ind(block(s.statement)), '}'];
     }
+    if (ts.isThrowStatement(s)) return [`throw new Error(${JSON.stringify(THROWN)});`];
     if (ts.isBreakStatement(s) && !s.label) return ['break;'];
     if (ts.isContinueStatement(s) && !s.label) return ['continue;'];
     if (ts.isReturnStatement(s)) {

@@ -1,5 +1,6 @@
 // What lowers to WebAssembly and what stays on the JS adjoint (test/wasm/explain.test.ts).
 import { grad } from 'pullback';
+import { usesSoftplus } from './rules.js';
 
 const K = 2.5;
 let counter = 3;
@@ -35,8 +36,15 @@ export function logs(x: number): number {
 
 /** @differentiable */
 export function throws(x: number): number {
-  if (x < 0) throw new Error('negative');
+  if (x < 0) throw new Error(`negative x: ${x}`);
   return Math.sqrt(x);
+}
+
+/** @differentiable */
+export function checksThenCalls(x: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += throws(x[i]!);
+  return s;
 }
 
 export function softplus(x: number): number {
@@ -87,4 +95,17 @@ export function outer(x: number): number {
 
 export function bump(): void {
   counter++;
+}
+
+/** Calls a marked function of another file: stays on JS (a Wasm module holds one file's functions). */
+/** @differentiable */
+export function crossFile(x: Float64Array, w: number): number {
+  return 2 * usesSoftplus(x, w);
+}
+
+/** Calls a marked function of this file that stays on JS: the reason carries the callee's. */
+/** @differentiable */
+export function callsArrayValued(x: Float64Array): number {
+  const y = returnsArray(x);
+  return y[0]!;
 }
