@@ -41,6 +41,12 @@ export interface CompilerOptions {
   tsConfigFilePath?: string;
   /** Where compiled Wasm modules are cached by content hash (default node_modules/.cache/pullback, or $PULLBACK_CACHE_DIR). */
   cacheDir?: string;
+  /**
+   * Write each scalar function's directional derivative, which hvp, hessian and grad(grad(f)) run (default true,
+   * or PULLBACK_SECOND_ORDER=0 for false). Off, a compiled module is about half the size (bench/programs/scalar.ts:
+   * 216 -> 125 KB, built with --wasm) and second order throws.
+   */
+  secondOrder?: boolean;
 }
 
 export interface Compiler {
@@ -84,6 +90,7 @@ export function transpileToJs(code: string, fileName: string): { code: string; m
 export function createCompiler(options: CompilerOptions = {}): Compiler {
   // Opt-in for now: the Wasm sweeps are correct but rarely much faster than the JS adjoint (see issue 4's note).
   const wasm = options.wasm ?? (typeof process !== 'undefined' && process.env.PULLBACK_WASM === '1');
+  const secondOrder = options.secondOrder ?? !(typeof process !== 'undefined' && process.env.PULLBACK_SECOND_ORDER === '0');
   const project = options.tsConfigFilePath
     ? new Project({ tsConfigFilePath: options.tsConfigFilePath, skipAddingFilesFromTsConfig: true })
     : new Project({
@@ -107,7 +114,7 @@ export function createCompiler(options: CompilerOptions = {}): Compiler {
       // Callees in other modules must be visible to the type checker.
       sf.getImportDeclarations().forEach((d) => { try { d.getModuleSpecifierSourceFile(); } catch { /* unresolved: reported by tsc */ } });
       project.resolveSourceFileDependencies();
-      return transformSourceFile(sf, { wasm, cacheDir: options.cacheDir });
+      return transformSourceFile(sf, { wasm, cacheDir: options.cacheDir, secondOrder });
     },
   };
 }

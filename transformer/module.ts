@@ -57,11 +57,13 @@ export interface ModuleOptions {
   wasm?: boolean;
   /** Where compiled Wasm modules are cached (default node_modules/.cache/pullback). */
   cacheDir?: string;
+  /** Write the directional derivatives second order needs (default true; see CompilerOptions.secondOrder). */
+  secondOrder?: boolean;
 }
 
 export function transformSourceFile(sf: SourceFile, options: ModuleOptions = {}): TransformResult {
   const text = sf.getFullText();
-  const first = transformOnce(sf, !text.includes(DD_MARKER), options);
+  const first = transformOnce(sf, !text.includes(DD_MARKER) && options.secondOrder !== false, options);
   if (!first.directional.length || first.diagnostics.some((d) => d.category === 'error')) return first.result;
   const combined = `${text.replace(/\s*$/, '\n')}\n${DD_MARKER}\n${first.directional.join('\n\n')}\n`;
   const project = sf.getProject();

@@ -167,7 +167,8 @@ export function hvp<F extends Fn>(f: F, argnums = 0): (...argsAndV: [...Paramete
     const dd = ad.dd;
     if (!dd || !lookupAdjoint(dd)) {
       throw new Error(`pullback: ${ad.name} (${ad.where}) has no second-order code: the transformer writes it only when every function ` +
-        `${ad.name} calls is in the same module and has no custom rule (a /** @tangent */ rule does not give second order yet)`);
+        `${ad.name} calls is in the same module and has no custom rule (a /** @tangent */ rule does not give second order yet), and not in ` +
+        'a build with secondOrder: false (--no-second-order, PULLBACK_SECOND_ORDER=0)');
     }
     const args = xs.slice(0, n);
     checkArgs(ad, args);

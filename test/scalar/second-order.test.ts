@@ -2,8 +2,12 @@
 // hvp against finite differences of the gradient, and grad(grad(f)).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { grad, hvp, hessian } from '../../sdk/index.js';
-import { load } from '../support/compile.js';
+import { createCompiler, transpileToJs } from '../../transformer/compiler.js';
+import { load, root, transformProgram } from '../support/compile.js';
 
 const m = await load('test/programs/scalar/second.ts');
 const models = await load('test/programs/scalar/models.ts');
@@ -116,6 +120,31 @@ test('second derivatives taken while the module loads (its top-level code) are r
   const x = 0.3, y = -0.7;
   assert.ok(close(m.atLoad.hvp[0]!, 1200 * x * x - 400 * y + 2) && close(m.atLoad.hvp[1]!, -400 * x), String(Array.from(m.atLoad.hvp)));
   assert.ok(close(m.atLoad.cubeSecond, 6 * 0.4 + 4 * Math.exp(0.8)), String(m.atLoad.cubeSecond));
+});
+
+test('secondOrder: false leaves out the directional derivatives: first order as before, second order throws saying why', async () => {
+  // A module of its own (second.ts runs hvp at its top level): two marked functions, one calling the other.
+  const text = "/** @differentiable */\nexport function rosen(x: Float64Array): number {\n  let s = 0;\n  for (let i = 0; i + 1 < x.length; i++) s += 100 * (x[i + 1] - x[i] * x[i]) ** 2 + (1 - x[i]) ** 2;\n  return s;\n}\n" +
+    "/** @differentiable */\nexport function twice(x: Float64Array): number {\n  return 2 * rosen(x);\n}\n";
+  const file = join(root, 'test/programs/scalar/lean-second-order.ts');
+  const off = createCompiler({ wasm: false, secondOrder: false }).transform(file, text);
+  const on = createCompiler({ wasm: false }).transform(file, text);
+  assert.equal(off.diagnostics.filter((d) => d.category === 'error'), []);
+  assert.ok(on.code.includes('rosen$dd'), 'the default build writes them');
+  assert.not.ok(off.code.includes('$dd'), 'no directional derivative in the build without second order');
+  assert.ok(off.code.length < 0.7 * on.code.length, `${off.code.length} vs ${on.code.length} characters`);
+  const dir = join(root, '.cache', 'second-order-off');
+  mkdirSync(dir, { recursive: true });
+  const importBuilt = async (code: string, name: string) => {
+    const out = join(dir, `${name}.${process.pid}.js`);
+    writeFileSync(out, transpileToJs(code, file).code);
+    return import(pathToFileURL(out).href);
+  };
+  const lean = await importBuilt(off.code, 'off'), full = await importBuilt(on.code, 'on');
+  const x = Float64Array.from([0.3, -0.7, 1.2, 0.5]);
+  assert.equal(Array.from(grad(lean.twice)(x) as Float64Array), Array.from(grad(full.twice)(x) as Float64Array));
+  assert.ok((hvp(full.twice)(x, x) as Float64Array).length === 4);
+  assert.throws(() => hvp(lean.twice)(x, x), /has no second-order code: .*secondOrder: false \(--no-second-order, PULLBACK_SECOND_ORDER=0\)/);
 });
 
 test.run();

@@ -10,7 +10,7 @@ import { ts } from 'ts-morph';
 import { createCompiler, formatDiagnostic, transpileToJs, type CompilerOptions, type Compiler } from '../compiler.js';
 import { errorsOf, isRelativeSpecifier, isTsSource, tsFileFor } from './shared.js';
 
-export const USAGE = `Usage: pullback compile <files or folders...> --outDir <dir> [--emit-adjoint] [--wasm]
+export const USAGE = `Usage: pullback compile <files or folders...> --outDir <dir> [--emit-adjoint] [--wasm] [--no-second-order]
 
 Differentiates every @differentiable function in the given TypeScript files (folders are searched
 for .ts files, skipping node_modules) and writes one ES module .js per input under <dir>.
@@ -19,6 +19,7 @@ Options:
   --outDir <dir>    where the .js files go (the inputs' folder structure is kept)
   --emit-adjoint    also write the generated adjoints as <name>.adjoint.ts next to each .js
   --wasm            also lower scalar adjoints to WebAssembly (opt-in; --no-wasm: off, the default)
+  --no-second-order do not write the code hvp, hessian and grad(grad(f)) need (about half the output)
   -h, --help        print this help
 `;
 
@@ -44,7 +45,7 @@ export async function main(args: string[], io: CliIo = defaultIo): Promise<numbe
     parsed = parseArgs({
       args, allowPositionals: true, strict: true,
       options: {
-        outDir: { type: 'string' }, 'emit-adjoint': { type: 'boolean' }, wasm: { type: 'boolean' }, 'no-wasm': { type: 'boolean' },
+        outDir: { type: 'string' }, 'emit-adjoint': { type: 'boolean' }, wasm: { type: 'boolean' }, 'no-wasm': { type: 'boolean' }, 'no-second-order': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -70,7 +71,7 @@ export async function main(args: string[], io: CliIo = defaultIo): Promise<numbe
     io.err(`pullback: ${(e as Error).message}\n`);
     return 2;
   }
-  const compiler = io.createCompiler({ wasm: values.wasm ? true : values['no-wasm'] ? false : undefined });
+  const compiler = io.createCompiler({ wasm: values.wasm ? true : values['no-wasm'] ? false : undefined, ...(values['no-second-order'] ? { secondOrder: false } : {}) });
   return compile(files, commonDir(files), outDir, compiler, Boolean(values['emit-adjoint']), io);
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // `node --import pullback/register script.ts` runs TypeScript with the pullback transformation applied.
-// Installs ./loader.js as module hooks (Node ≥ 20.6). PULLBACK_WASM=1 turns on the Wasm lowering.
+// Installs ./loader.js as module hooks (Node ≥ 20.6). PULLBACK_WASM=1 turns on the Wasm lowering; PULLBACK_SECOND_ORDER=0 leaves out second-order code.
 import { register } from 'node:module';
 import type { CompilerOptions } from '../compiler.js';
 

@@ -22,6 +22,8 @@ export interface PullbackRollupOptions {
   exclude?: FilterPattern;
   /** Passed to the compiler (default: its own default). */
   wasm?: boolean;
+  /** Passed to the compiler: false leaves out the code second order needs (about half of each module). */
+  secondOrder?: boolean;
   /** A tsconfig for the compiler to resolve imports and types with. */
   tsconfig?: string;
   /** Use this compiler instead of creating one (tests inject one that reports diagnostics). */
@@ -45,7 +47,7 @@ export default function pullback(options: PullbackRollupOptions = {}): Plugin {
 
     transform(this: PluginContext, code, id) {
       if (!isTsSource(id) || !filter(id)) return null;
-      compiler ??= createCompiler({ wasm: options.wasm, tsConfigFilePath: options.tsconfig });
+      compiler ??= createCompiler({ wasm: options.wasm, secondOrder: options.secondOrder, tsConfigFilePath: options.tsconfig });
       const result = compiler.transform(id, code);
       for (const d of warningsOf(result.diagnostics)) this.warn(log(d));
       const errors = errorsOf(result.diagnostics);

@@ -26,6 +26,8 @@ export interface TscPluginConfig extends PluginConfig {
   exclude?: FilterPattern;
   /** Passed to the compiler (default: its own default). */
   wasm?: boolean;
+  /** Passed to the compiler: false leaves out the code second order needs (about half of each module). */
+  secondOrder?: boolean;
 }
 
 /** Code of every pullback diagnostic (`error TS99001: ...`), outside the range TypeScript uses. */
@@ -51,7 +53,7 @@ export function pluginWith(makeCompiler: CompilerFactory) {
 
 const compilerFor: CompilerFactory = (program, config) => {
   const tsConfigFilePath = program.getCompilerOptions().configFilePath;
-  return createCompiler({ wasm: config.wasm, tsConfigFilePath: typeof tsConfigFilePath === 'string' ? tsConfigFilePath : undefined });
+  return createCompiler({ wasm: config.wasm, secondOrder: config.secondOrder, tsConfigFilePath: typeof tsConfigFilePath === 'string' ? tsConfigFilePath : undefined });
 };
 
 export default pluginWith(compilerFor);
