@@ -251,6 +251,25 @@ for (const [name, h, g, f] of [
   hvpRows.push(row({ case: `${name}: hvp vs one gradient (target ≤ 4x)`, unit: 'µs', pullback: Math.min(...th), peer: Math.min(...tg), peerName: 'gradient (pullback)', better: 'lower', adapter }));
   hvpRows.push(row({ case: `${name}: hvp vs one primal`, unit: 'µs', pullback: Math.min(...th), peer: Math.min(...tf), peerName: 'primal (JS)', better: 'lower', adapter }));
 }
+// Into a given array (grad(f, 0, { out })) against the hand-written gradient into one: the call without the
+// allocation of its result, which at n = 100 is as much as the rest of it. JS now, Wasm in phase 2.
+const into = [x100, x].map((xs) => ({ xs, out: new Float64Array(xs.length), hand: new Float64Array(xs.length), js: NaN, wa: NaN, th: NaN }));
+for (const r of into) {
+  const gOut = grad(m.rosenbrock, 0, { out: r.out });
+  const err = maxDiff(gOut(r.xs), m.rosenbrockGradInto(r.xs, r.hand));
+  if (!(err < 1e-9)) throw new Error(`Rosenbrock into a given array: pullback and the hand-written gradient disagree by ${err}`);
+  const tj: number[] = [], th: number[] = [];
+  for (let round = 0; round < 3; round++) { tj.push(time(call(gOut, r.xs))); th.push(time(call(m.rosenbrockGradInto, r.xs, r.hand))); }
+  r.js = Math.min(...tj); r.th = Math.min(...th);
+}
+for (const r of into) {
+  const wOut = grad(w.rosenbrock, 0, { out: r.out });
+  const err = maxDiff(wOut(r.xs), m.rosenbrockGradInto(r.xs, r.hand));
+  if (!(err < 1e-9)) throw new Error(`Rosenbrock into a given array: pullback's Wasm adjoint and the hand-written gradient disagree by ${err}`);
+  const tw: number[] = [];
+  for (let round = 0; round < 3; round++) tw.push(time(call(wOut, r.xs)));
+  r.wa = Math.min(...tw);
+}
 for (const t of timed) {
   const err = t.c.checkWasm();
   if (!(err < 1e-9)) throw new Error(`${t.c.name}: pullback's Wasm adjoint and the hand-written gradient disagree by ${err}`);
@@ -271,6 +290,11 @@ for (const { c, primal, hand, pb, wa } of timed) {
   rows.push(row({ case: `${c.name}: Wasm gradient vs JS adjoint`, unit: 'µs', pullback: wa, peer: pb, peerName: 'gradient (pullback, JS adjoint)', better: 'lower', adapter: wasmAdapter }));
   rows.push(row({ case: `${c.name}: Wasm gradient vs TensorFlow.js`, unit: 'µs', pullback: wa, peer: tfT.us, peerName: `tf.grad (TF.js ${tf.version.tfjs}, cpu, float32)${tfT.failed}`, better: 'lower', adapter: wasmAdapter }));
   rows.push(row({ case: `${c.name}: Wasm gradient vs jax-js`, unit: 'µs', pullback: wa, peer: jaxT.us, peerName: `jit(grad) (jax-js, wasm, float32)${jaxT.failed}`, better: 'lower', adapter: wasmAdapter }));
+}
+for (const r of into) {
+  const name = `Rosenbrock n=${r.xs.length.toLocaleString('en-US')}`, peerName = 'hand-written gradient into a given array (JS)';
+  rows.push(row({ case: `${name}: gradient into a given array (grad(f, 0, { out })) vs hand-written`, unit: 'µs', pullback: r.js, peer: r.th, peerName, better: 'lower', adapter }));
+  rows.push(row({ case: `${name}: Wasm gradient into a given array vs hand-written`, unit: 'µs', pullback: r.wa, peer: r.th, peerName, better: 'lower', adapter: wasmAdapter }));
 }
 rows.push(...hvpRows);
 report('scalar', rows);

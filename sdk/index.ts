@@ -4,7 +4,7 @@ export { grad, valueAndGrad, vjp, jvp, jacfwd, jacobian, hvp, hessian, stopGradi
 export type { Explanation } from './ad/api.js';
 export { setWasmTapeLimit } from './ad/wasm.js';
 export { checkpoint, tensorsIn, mapTree } from './tensor/ad.js';
-export type { Gradient, Pullback, GradcheckOptions, GradcheckResult } from './ad/api.js';
+export type { Gradient, GradOptions, Pullback, GradcheckOptions, GradcheckResult } from './ad/api.js';
 export { loadSafetensors, saveSafetensors, SafetensorsError, f32ToF16, f16ToF32, f32ToBf16, bf16ToF32, toF16Bits, fromF16Bits } from './io/index.js';
 export type { LoadedTensor, SafetensorsArrays, SafetensorsContents, SafetensorsDtype, TensorToSave } from './io/index.js';
 export { Dataset, batches, batchCount, sampleOrder, prefetch, SeededRandom, shuffle, permutation } from './data/index.js';

@@ -22,6 +22,17 @@ export function rosenbrockGrad(x: Float64Array): Float64Array {
   return g;
 }
 
+/** The hand-written gradient written into a given array, as grad(rosenbrock, 0, { out }) does. */
+export function rosenbrockGradInto(x: Float64Array, g: Float64Array): Float64Array {
+  g.fill(0);
+  for (let i = 0; i < x.length - 1; i++) {
+    const a = x[i + 1] - x[i] * x[i];
+    g[i] += -400 * a * x[i] - 2 * (1 - x[i]);
+    g[i + 1] += 200 * a;
+  }
+  return g;
+}
+
 /**
  * Lotka–Volterra prey/predator model integrated with classical RK4; the loss is the squared distance of the
  * final state from a target. Differentiated with respect to the 4 parameters p = [alpha, beta, delta, gamma].

@@ -90,15 +90,28 @@ function scalarOnly(ad: Adjoint, op: string): void {
 
 const selfOf = (ad: Adjoint, self: unknown) => (self === undefined || self === globalThis ? ad.self : self);
 
+/** Options of `grad`. */
+export interface GradOptions {
+  /**
+   * Where the gradient goes, for one array parameter: every call overwrites and returns this array instead of
+   * allocating a new one (for small problems in a hot loop the allocation is most of a call's time).
+   */
+  out?: Float64Array;
+}
+
 /**
  * The gradient of a number-valued function with respect to the parameter `argnums` (or a tuple of them).
  * @example
  *   /** @differentiable *\/ function f(x: number) { return x * Math.sin(x); }
  *   grad(f)(2); // sin(2) + 2 cos(2)
+ *   const g = new Float64Array(100), df = grad(rosenbrock, 0, { out: g });
+ *   df(x); // writes ∂f/∂x into g (and returns g)
  */
-export function grad<F extends Fn, A extends number | readonly number[] = 0>(f: F, argnums?: A): (...args: Parameters<F>) => Grads<F, A> {
+export function grad<F extends Fn, A extends number | readonly number[] = 0>(f: F, argnums?: A, options: GradOptions = {}): (...args: Parameters<F>) => Grads<F, A> {
   const an = (argnums ?? 0) as number | readonly number[];
+  const { out } = options;
   if (!lookupAdjoint(f)) {
+    if (out !== undefined) throw new Error('pullback: grad(f, argnums, { out }) is for scalar functions (numbers and Float64Arrays); a tensor function returns new tensors');
     return function (this: unknown, ...args: Parameters<F>) {
       const { value, grads } = tensorRun(f, this, args, an);
       value.dispose();
@@ -108,6 +121,12 @@ export function grad<F extends Fn, A extends number | readonly number[] = 0>(f: 
   const ad = adjointOf(f);
   scalarOnly(ad, 'grad');
   checkArgnums(ad, an);
+  if (out !== undefined) {
+    if (!(out instanceof Float64Array)) throw new Error(`pullback: grad(${ad.name}, ${String(an)}, { out }) needs out to be a Float64Array, got ${describe(out)}`);
+    if (typeof an !== 'number' || ad.params[an] !== 'arr') {
+      throw new Error(`pullback: grad(${ad.name}, ${JSON.stringify(an)}, { out }) writes the gradient of one array parameter; argnums must name one (${ad.name}'s parameters: ${ad.params.join(', ')})`);
+    }
+  }
   const fast = scalarFastPath(ad, an);
   if (fast) {
     secondOrder(ad, an as number, fast);
@@ -115,7 +134,7 @@ export function grad<F extends Fn, A extends number | readonly number[] = 0>(f: 
   }
   // Only arrays differentiated: the gradient sweeps, which hold number parameters constant and skip the value.
   const sweeps = ad.grad && (typeof an === 'number' ? [an] : an).every((i) => ad.params[i] === 'arr') ? ad.grad : ad;
-  if (typeof an === 'number' && ad.params[an] === 'arr') return arrayFastPath(ad, an, sweeps) as never;
+  if (typeof an === 'number' && ad.params[an] === 'arr') return arrayFastPath(ad, an, sweeps, out) as never;
   const g = function (this: unknown, ...args: Parameters<F>) {
     checkArgs(ad, args);
     const t = acquireTape();
@@ -240,28 +259,40 @@ function scalarFastPath(ad: Adjoint, an: number | readonly number[]): Function |
  * the gradient of a 100-element function (Rosenbrock n = 100: 1.5 -> 0.84 µs, bench:scalar). Wasm-backed
  * functions go straight to their module (`direct`): no JS tape, and the result is copied out once.
  */
-function arrayFastPath(ad: Adjoint, an: number, sweeps: Pick<Adjoint, 'fwd' | 'rev'>): Function {
+function arrayFastPath(ad: Adjoint, an: number, sweeps: Pick<Adjoint, 'fwd' | 'rev'>, out?: Float64Array): Function {
   const ps = ad.params, n = ps.length;
   const { fwd, rev } = sweeps;
   let nArr = 0, mine = 0;
   for (let i = 0; i < n; i++) if (ps[i] === 'arr') { if (i === an) mine = nArr; nArr++; }
+  /** `out`, checked against the argument it is the gradient of (and against every argument: the sweeps read them while they write it). */
+  const into = (args: ArrayLike<unknown>): Float64Array | undefined => {
+    if (!out) return undefined;
+    const len = (args[an] as ArrayLike<number>).length;
+    if (out.length !== len) throw new Error(`pullback: grad(${ad.name}, ${an}, { out }): out has ${out.length} elements, argument ${an} has ${len}`);
+    for (let i = 0; i < n; i++) {
+      const a = args[i];
+      if (a instanceof Float64Array && a.buffer === out.buffer) throw new Error(`pullback: grad(${ad.name}, ${an}, { out }): out shares its memory with argument ${i}; pass an array of its own`);
+    }
+    return out;
+  };
   const direct = (sweeps as Adjoint['grad'])?.direct;
   if (direct) {
     return function (this: unknown) {
       checkArgs(ad, arguments);
-      return direct(arguments, an);
+      return direct(arguments, an, into(arguments));
     };
   }
   return function (this: unknown) {
     checkArgs(ad, arguments);
     // The sweeps' arguments: $t, the n arguments and their adjoints; the reverse sweep's also the seed.
     const call = new Array<unknown>(1 + n + nArr);
-    let s = 1 + n, out!: Float64Array;
+    const given = into(arguments);
+    let s = 1 + n, result!: Float64Array;
     for (let i = 0; i < n; i++) {
       const a = arguments[i];
       if (ps[i] === 'arr') {
-        const shadow = new Float64Array((a as ArrayLike<number>).length);
-        if (s - 1 - n === mine) out = shadow;
+        const shadow = given && s - 1 - n === mine ? given.fill(0) : new Float64Array((a as ArrayLike<number>).length);
+        if (s - 1 - n === mine) result = shadow;
         call[s++] = shadow;
       }
       call[1 + i] = a;
@@ -273,7 +304,7 @@ function arrayFastPath(ad: Adjoint, an: number, sweeps: Pick<Adjoint, 'fwd' | 'r
       fwd.apply(self, call as [Tape, ...any[]]);
       call.push(1);
       rev.apply(self, call as [Tape, ...any[]]);
-      return out;
+      return result;
     } finally {
       releaseTape(t);
     }

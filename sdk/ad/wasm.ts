@@ -262,7 +262,7 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
     return nOut === 1 ? r : undefined;
   }
   /** Both gradient sweeps in one frame; the adjoint of array parameter `which` comes out as a new array. */
-  function direct(args: ArrayLike<unknown>, which: number): Float64Array {
+  function direct(args: ArrayLike<unknown>, which: number, out?: Float64Array): Float64Array {
     const id = m.take();
     try {
       stage(id, args, 0);
@@ -275,7 +275,10 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
         callWith(R, ra);
       }
       const j = arrayIndex[which]!;
-      return copyOut(m.slot(id, 2 * j + 1, fa[1 + j]!));
+      const g = m.slot(id, 2 * j + 1, fa[1 + j]!);
+      if (!out) return copyOut(g);
+      copy(out, g, g.length);
+      return out;
     } catch (e) {
       throw m.failure(e, name, primal && (() => primal(...Array.prototype.slice.call(args, 0, nP))));
     } finally {

@@ -221,6 +221,24 @@ test('errors: vector-valued grad, untransformed functions, bad arguments', () =>
   assert.throws(() => pb([1, 2, 3]), /cotangent of residuals has length 3; the output has length 2/);
 });
 
+test('grad(f, a, { out }) writes the gradient into out, call after call, and refuses what cannot work', () => {
+  const out = new Float64Array(5);
+  const df = grad(b.rosen, 0, { out });
+  for (const x of [Float64Array.from([0.3, -0.7, 1.2, 0.5, 2]), Float64Array.from([1, 1, 1, 1, 1]), Float64Array.from([-1, 0.5, 0.25, 3, -2])]) {
+    const g = df(x);
+    assert.ok(g === out, 'returns out itself');
+    assert.equal(Array.from(out), Array.from(grad(b.rosen)(x) as Float64Array)); // overwritten, not accumulated
+  }
+  // earlyReturn(x, t) with respect to x, a number parameter beside it.
+  const e = new Float64Array(4), x = Float64Array.from([0.5, 1.5, -0.5, 2]);
+  assert.equal(Array.from(grad(b.earlyReturn, 0, { out: e })(x, 1.2) as Float64Array), Array.from(grad(b.earlyReturn)(x, 1.2) as Float64Array));
+  assert.throws(() => grad(b.newtonSqrt, 0, { out }), /writes the gradient of one array parameter; argnums must name one \(newtonSqrt's parameters: num\)/);
+  assert.throws(() => grad(b.rosen, [0], { out }), /argnums must name one/);
+  assert.throws(() => grad(b.rosen, 0, { out: [0, 0] as never }), /needs out to be a Float64Array, got Array/);
+  assert.throws(() => df(new Float64Array(3)), /out has 5 elements, argument 0 has 3/);
+  assert.throws(() => df(out), /out shares its memory with argument 0; pass an array of its own/);
+});
+
 test('adjointSource shows readable sweeps labelled with the source lines', () => {
   const s = adjointSource(b.rosen);
   assert.match(s, /function rosen\$fwd\(\$t: \$pb\.Tape, x: Float64Array, x_bar: Float64Array\): number/);

@@ -61,6 +61,17 @@ test('a throw on Wasm (an argument check) throws the user\'s own error, from eve
   assert.is(explain(m.throws).backend, 'wasm');
 });
 
+test('grad(f, a, { out }) on Wasm: the gradient copied out of linear memory into out, call after call', () => {
+  assert.is(explain(m.inSubset).backend, 'wasm');
+  const out = new Float64Array(4);
+  const df = grad(m.inSubset, 0, { out });
+  for (const x of [Float64Array.from([0.3, -0.7, 0.2, 0.9]), Float64Array.from([1, 2, 3, 4])]) {
+    assert.ok(df(x, 0.4) === out);
+    assert.equal(Array.from(out), Array.from(grad(m.inSubset)(x, 0.4) as Float64Array));
+  }
+  assert.throws(() => df(new Float64Array(2), 0.4), /out has 4 elements, argument 0 has 2/);
+});
+
 test('Wasm gradients match the JS sweeps and finite differences', () => {
   const x = Float64Array.from([0.3, -0.7, 0.2, 0.9]);
   const ad = adjoint(m.inSubset)!;
