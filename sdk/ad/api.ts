@@ -160,7 +160,7 @@ function secondOrder(ad: Adjoint, a: number, g: Function): void {
   const zeros = e.map(() => 0);
   register(g, {
     name: `grad(${ad.name})`, where: ad.where, params: ad.params, returns: 'num', self: ad.self,
-    source: `// grad(${ad.name}) is ${ad.name}$dd(...x, e_${a}); its sweeps:\n${dd.source}`,
+    source: `// grad(${ad.name}) is ${ad.name}$dd(...x, e_${a}), its directional derivative along the unit vector e_${a}\n${dd.source}`,
     fwd(t, ...xs) { return dd.fwd.call(this, t, ...xs, ...e); },
     rev(t, ...xs) {
       const seed = xs.pop();

@@ -38,6 +38,8 @@ export const asName = (name: string): string => `$u_${name}`;
  * which throws exactly what the JS adjoint would have thrown.
  */
 export const THROWN = 'pullback:throw';
+/** What a `throw` statement lowers to, in the primal and in the sweeps. */
+const LOWERED_THROW = `throw new Error(${JSON.stringify(THROWN)});`;
 
 /** Why a function stays on the JS adjoint. */
 export class NotLowerable extends Error {}
@@ -110,7 +112,7 @@ export function primalSource(n: Normalized): string {
       }
       // A throw (an argument check) stops the Wasm sweep; the glue then runs the JS primal, which throws the
       // user's own error (see THROWN).
-      case 'opaque': if (/^throw\b/.test(s.text.trim())) return [`throw new Error(${JSON.stringify(THROWN)});`];
+      case 'opaque': if (/^throw\b/.test(s.text.trim())) return [LOWERED_THROW];
         throw new NotLowerable(`it runs \`${s.text.trim().split('\n')[0]}\`, which only JavaScript can run`);
       case 'break': case 'continue': case 'return': throw new Error('pullback internal error: jump after normalize');
       default: return assertNever(s);
@@ -693,7 +695,7 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
       } else if (s.initializer) init = expr(s.initializer).s;
       return [`for (${init}; ${s.condition ? bool(expr(s.condition)) : ''}; ${s.incrementor ? expr(s.incrementor).s : ''}) {`, ...ind(block(s.statement)), '}'];
     }
-    if (ts.isThrowStatement(s)) return [`throw new Error(${JSON.stringify(THROWN)});`];
+    if (ts.isThrowStatement(s)) return [LOWERED_THROW];
     if (ts.isBreakStatement(s) && !s.label) return ['break;'];
     if (ts.isContinueStatement(s) && !s.label) return ['continue;'];
     if (ts.isReturnStatement(s)) {
