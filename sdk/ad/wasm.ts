@@ -229,17 +229,12 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
     ra[0] = id;
     for (let j = 0; j < nN; j++) ra[1 + j] = arguments[1 + num[j]!];
     ra[1 + nN] = arguments[1 + nP + nA];
-    // The caller's adjoints go in (the reverse sweep adds to them), into the slots the forward sweep sized.
-    if (!gradient) {
-      for (let j = 0; j < nA; j++) {
-        const len = (arguments[1 + arr[j]!] as ArrayLike<number>).length;
-        const s = arguments[1 + nP + j] as Float64Array;
-        const n = Math.min(len, s.length);
-        const v = m.slot(id, 2 * j + 1, len);
-        copy(v, s, n);
-        if (n < len) v.fill(0, n); // a shorter sink ($pb.EMPTY) drops what falls past its end
-      }
-    }
+    // The reverse sweep adds to the adjoints of the array arguments, and only adds (a function that writes into
+    // an argument stays on JS): it starts from zero in the slots the forward sweep sized, and what it added is
+    // added to the caller's arrays after. Copying the caller's adjoints in and back out instead loses additions
+    // when two arguments are views of one array (f(y.subarray(1, 3), y.subarray(0, 2))): the second copy out
+    // overwrites the first.
+    if (!gradient) for (let j = 0; j < nA; j++) m.slot(id, 2 * j + 1, (arguments[1 + arr[j]!] as ArrayLike<number>).length).fill(0);
     let r: number;
     try {
       r = callWith(R, ra);
@@ -247,12 +242,17 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
       m.release(id);
       throw m.failure(e, name);
     }
-    // ...and come back out (the sweep may have grown the memory: m.slot sees that).
+    // (the sweep may have grown the memory: m.slot sees that). A shorter sink ($pb.EMPTY) drops what falls past its end.
     for (let j = 0; j < nA; j++) {
       const len = (arguments[1 + arr[j]!] as ArrayLike<number>).length;
       const s = arguments[1 + nP + j] as Float64Array;
       const n = Math.min(len, s.length);
-      if (n) copy(s, m.slot(id, 2 * j + 1, len), n);
+      if (!n) continue;
+      if (gradient) copy(s, m.slot(id, 2 * j + 1, len), n);
+      else {
+        const v = m.slot(id, 2 * j + 1, len);
+        for (let k = 0; k < n; k++) s[k]! += v[k]!;
+      }
     }
     if (nOut > 1) {
       const stage = m.stage(nOut);
