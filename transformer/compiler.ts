@@ -29,6 +29,11 @@ export interface TransformResult {
    * style options (noUnusedLocals, noUncheckedIndexedAccess...) should not report on them.
    */
   generated: [number, number][];
+  /**
+   * Other files whose code the module's Wasm holds (their marked functions that this file calls): a build that
+   * watches files must transform this one again when one of them changes.
+   */
+  dependencies?: string[];
 }
 
 export interface CompilerOptions {

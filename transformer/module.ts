@@ -12,7 +12,7 @@ import { normalize } from './passes/normalize.js';
 import { generate, type Sweeps } from './passes/reverse.js';
 import { generateTangent } from './passes/forward.js';
 import { generateTensorSweep, isTensorFunction, type TensorHost } from './passes/tensor.js';
-import { lowerToWasm, type WasmCandidate } from './wasm.js';
+import { lowerToWasm, type WasmCandidate, type WasmOrigin, type WasmScope } from './wasm.js';
 import { calleeDeclaration, derivativeTarget, tangentTarget, describe, functionOf, findRule, functionsIn, isMarked, type FnNode } from './passes/select.js';
 
 const AD_OPERATORS = new Set(['grad', 'valueAndGrad', 'vjp', 'jvp', 'jacobian', 'jacfwd', 'hvp', 'hessian', 'gradcheck']);
@@ -59,6 +59,19 @@ export interface ModuleOptions {
   cacheDir?: string;
   /** Write the directional derivatives second order needs (default true; see CompilerOptions.secondOrder). */
   secondOrder?: boolean;
+  /**
+   * Internal: instead of lowering, hand over the file's scalar functions, for the Wasm module of a file that
+   * calls them (see foreignUnits).
+   */
+  unit?: (u: ScalarUnit) => void;
+}
+
+/** One file's scalar functions as another file's Wasm module takes them in. */
+interface ScalarUnit {
+  cands: WasmCandidate[];
+  scope: WasmScope;
+  /** The marked functions of other files its functions call, by the text of the call. */
+  foreignRefs: Map<string, FnNode>;
 }
 
 export function transformSourceFile(sf: SourceFile, options: ModuleOptions = {}): TransformResult {
@@ -199,6 +212,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
       const expr = call.getExpression();
       const viaThis = Node.isPropertyAccessExpression(expr) && expr.getExpression().getKindName() === 'ThisKeyword';
       const local = decl.getSourceFile() === sf;
+      if (!local && !rule && !viaThis) foreignRefs.set(expr.getText(), decl);
       const ruleInfo = rule ? describe(rule) : undefined;
       return {
         ref: expr.getText(), key: info.ref, local, prefix: local ? info.prefix : expr.getText().replace(/\W/g, '_'),
@@ -225,6 +239,8 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
   const base = sf.getBaseName();
   /** Scalar functions whose registration waits for the Wasm lowering of the whole file. */
   const scalar: (WasmCandidate & { place: (wasm: string) => void })[] = [];
+  /** Marked functions of other files that this file's functions call, by the text of the call. */
+  const foreignRefs = new Map<string, FnNode>();
 
   for (const fnNode of marked) {
     const m = describe(fnNode);
@@ -310,7 +326,15 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
     const f = sf.getFunction(name);
     return f?.hasBody() ? { source: f.getText(), returns: f.getReturnType().isVoid() ? 'void' as const : classify(f.getReturnType()), rule: derivativeTarget(f) !== undefined } : undefined;
   };
-  const lowering = wasmFinal ? lowerToWasm(scalar, { cacheDir: options.cacheDir, constant: (name) => numericConstant(sf, name), helper: plain }) : undefined;
+  const own: WasmScope = { constant: (name) => numericConstant(sf, name), helper: plain };
+  if (options.unit && !diags.hasErrors) options.unit({ cands: scalar, scope: own, foreignRefs });
+  let lowering: ReturnType<typeof lowerToWasm> | undefined;
+  let dependencies: string[] | undefined;
+  if (wasmFinal) {
+    const others = foreignUnits(sf, foreignRefs, options);
+    lowering = lowerToWasm([...scalar, ...others.cands], { cacheDir: options.cacheDir, ...own, foreign: others.resolve });
+    if (others.files.length) dependencies = others.files;
+  }
   for (const c of scalar) {
     const why = lowering?.reasons.get(c.fn.prefix);
     c.place(options.wasm !== true ? ', reason: "the Wasm lowering is off (opt-in, as it is rarely much faster than the JS adjoint: wasm: true, --wasm or PULLBACK_WASM=1)"' : !lowering ? '' : why === undefined && lowering.bytes ? `, wasm: { module: $pb$wasm, prefix: ${JSON.stringify(c.fn.prefix)} }` : `, reason: ${JSON.stringify(why ?? 'not lowered')}`);
@@ -396,7 +420,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
   ranges.push([code.lastIndexOf(marker), code.length]);
   const adjointSource = readable.length ? `${header(undefined, base)}\nimport * as $pb from 'pullback/runtime';\n\n${readable.join('\n\n')}\n` : '';
   const deferred = [...nestedRequests.values()].map(({ at, g, kind }) => { const sub = new Diagnostics(); sub.at(at, `${kind}(${describe(g)!.name}) inside a marked function`); return sub.list[0]!; });
-  return { code, changed: true, diagnostics: diags.list, adjointSource, generated: ranges, directionalSources: directional.map((d) => d.source), deferred };
+  return { code, changed: true, diagnostics: diags.list, adjointSource, generated: ranges, directionalSources: directional.map((d) => d.source), deferred, ...(dependencies ? { dependencies } : {}) };
 }
 
 /**
@@ -469,6 +493,58 @@ function innerSource(name: string, g: FnNode, a: number, kind: InnerKind): strin
 }
 
 /** The value of a module-level `const name = <number>` (what a Wasm sweep may read from module scope). */
+/**
+ * The marked functions of other files that `sf`'s functions call (and those that these call, file by file), as
+ * candidates of `sf`'s Wasm module under names prefixed per file: a Wasm module cannot call into another, so the
+ * sweeps of a callee in another file are compiled into the caller's module too (its own file's module has them as
+ * well). `resolve` maps the text of a call in any of these files to the callee's prefix in the module.
+ */
+function foreignUnits(sf: SourceFile, refs: Map<string, FnNode>, options: ModuleOptions): { cands: WasmCandidate[]; files: string[]; resolve: (ref: string) => string | { why: string } | undefined } {
+  const self = sf.getFilePath();
+  const units = new Map<string, { origin: WasmOrigin; unit: ScalarUnit } | { why: string }>();
+  const cands: WasmCandidate[] = [];
+  const unitOf = (file: SourceFile): { origin: WasmOrigin; unit: ScalarUnit } | { why: string } => {
+    const path = file.getFilePath();
+    const known = units.get(path);
+    if (known) return known;
+    const base = file.getBaseName();
+    if (file.isDeclarationFile() || file.isInNodeModules()) {
+      const why = { why: `it is declared in ${base}, a library's file, whose Wasm module is its own` };
+      units.set(path, why);
+      return why;
+    }
+    let unit: ScalarUnit | undefined;
+    transformWith(file, false, { wasm: false, secondOrder: false, unit: (u) => { unit = u; } });
+    if (!unit) {
+      const why = { why: `${base} does not compile (see its own diagnostics)` };
+      units.set(path, why);
+      return why;
+    }
+    const u = unit;
+    const origin: WasmOrigin = { tag: `$f${units.size + 1}$`, file: base, ...u.scope, foreign: (ref) => resolveIn(u.foreignRefs, ref) };
+    const entry = { origin, unit: u };
+    units.set(path, entry);
+    // The callers' sweeps run its forward and reverse sweeps only: not grad's own, nor the exported wrappers.
+    for (const c of u.cands) cands.push({ fn: c.fn, norm: c.norm, fwd: c.fwd, rev: c.rev, method: c.method, origin });
+    // What it calls of other files, now, so that the module's candidates are all known before printing.
+    for (const d of u.foreignRefs.values()) if (d.getSourceFile().getFilePath() !== self) unitOf(d.getSourceFile());
+    return entry;
+  };
+  const resolveIn = (within: Map<string, FnNode>, ref: string): string | { why: string } | undefined => {
+    const decl = within.get(ref);
+    const info = decl && describe(decl);
+    if (!decl || !info) return undefined;
+    if (decl.getSourceFile().getFilePath() === self) return info.prefix; // a call back into this file
+    const u = unitOf(decl.getSourceFile());
+    if ('why' in u) return u;
+    if (!u.unit.cands.some((c) => c.fn.prefix === info.prefix)) return { why: `pullback wrote no scalar sweeps for ${info.name} in ${u.origin.file}` };
+    return u.origin.tag + info.prefix;
+  };
+  for (const d of refs.values()) unitOf(d.getSourceFile());
+  const files = [...units].filter(([, u]) => !('why' in u)).map(([path]) => path);
+  return { cands, files, resolve: (ref) => resolveIn(refs, ref) };
+}
+
 function numericConstant(sf: SourceFile, name: string): number | undefined {
   const d = sf.getVariableDeclaration(name);
   const init = d?.getInitializer();

@@ -27,18 +27,39 @@ export interface WasmCandidate {
   grev?: string;
   /** A method (static or instance): stays on JS. */
   method: boolean;
+  /** For a marked function of another file that this file's functions call: that file (its sweeps are compiled in). */
+  origin?: WasmOrigin;
 }
 
-export interface WasmOptions {
-  /** Where compiled modules are kept, keyed by content hash. */
-  cacheDir?: string;
+/** What the code of one source file resolves its names against. */
+export interface WasmScope {
   /** Module-level numeric constants the functions read: name -> value. */
   constant(name: string): number | undefined;
   /**
-   * A plain (unmarked) function of the module, by name: the primal of a function with a custom rule, the rule,
-   * and what they call. Undefined when the module has no function declaration of that name.
+   * A plain (unmarked) function of the file, by name: the primal of a function with a custom rule, the rule,
+   * and what they call. Undefined when the file has no function declaration of that name.
    */
   helper?(name: string): PlainFunction | undefined;
+  /**
+   * A marked function of another file that the code calls, by the text of the call (`g`, `ns.g`): the prefix of
+   * its sweeps in the module (qualified by its origin's tag), or why they are not in it.
+   */
+  foreign?(ref: string): string | { why: string } | undefined;
+}
+
+/**
+ * Another source file some of whose marked functions the module's file calls: their sweeps, and what they
+ * call of that file, are compiled into the module under names prefixed with `tag`.
+ */
+export interface WasmOrigin extends WasmScope {
+  tag: string;
+  /** The file's base name, for reasons. */
+  file: string;
+}
+
+export interface WasmOptions extends WasmScope {
+  /** Where compiled modules are kept, keyed by content hash. */
+  cacheDir?: string;
 }
 
 export interface PlainFunction {
@@ -83,64 +104,85 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
   const reasons = new Map<string, string | undefined>();
   const functions = new Set<string>();
   const owner = new Map<string, string>();
+  /** A function's prefix in the module: another file's are qualified by their origin's tag. */
+  const qp = (c: WasmCandidate) => (c.origin?.tag ?? '') + c.fn.prefix;
+  /** How a reason names a function of the module: another file's with its file. */
+  const shown = new Map<string, string>();
   for (const c of cands) {
-    const names = [c.fn.prefix, `${c.fn.prefix}$fwd`, `${c.fn.prefix}$rev`, ...(c.gfwd ? [`${c.fn.prefix}$gfwd`] : []), ...(c.grev ? [`${c.fn.prefix}$grev`] : [])];
-    for (const name of names) { functions.add(name); owner.set(name, c.fn.prefix); }
+    const p = qp(c);
+    shown.set(p, c.origin ? `${c.fn.name} (${c.origin.file})` : p);
+    const names = [p, `${p}$fwd`, `${p}$rev`, ...(c.gfwd ? [`${p}$gfwd`] : []), ...(c.grev ? [`${p}$grev`] : [])];
+    for (const name of names) { functions.add(name); owner.set(name, p); }
   }
   // Plain functions the code calls, printed the first time one is asked for (the entry exists before its body
-  // is printed, so that recursion finds it); `why` says what keeps one off Wasm.
-  type Helper = { shape: HelperShape; rule: boolean; printed?: AsPrinted; why?: string };
+  // is printed, so that recursion finds it); `why` says what keeps one off Wasm. Keyed by qualified name.
+  type Helper = { name: string; shape: HelperShape; rule: boolean; printed?: AsPrinted; why?: string };
   const helpers = new Map<string, Helper>();
-  const scope: AsScope = {
-    functions,
-    constant: opts.constant,
-    helper(name) {
-      const known = helpers.get(name);
-      if (known) return known.shape;
-      const plain = opts.helper?.(name);
-      if (!plain) return undefined;
-      const h: Helper = { shape: { returns: 'f64' }, rule: plain.rule };
-      helpers.set(name, h);
-      try {
-        h.shape = helperShape(plain.source, plain.returns, plain.rule);
-        h.printed = toAssemblyScript(plain.source, scope, h.shape);
-      } catch (e) {
-        if (!(e instanceof NotLowerable)) throw e;
-        h.why = e.message;
-      }
-      return h.shape;
-    },
+  /** The scope of the code of one file: this module's own (tag '') or another's compiled into it. */
+  const scopes = new Map<WasmOrigin | undefined, AsScope>();
+  const scopeOf = (o: WasmOrigin | undefined): AsScope => {
+    const known = scopes.get(o);
+    if (known) return known;
+    const tag = o?.tag ?? '';
+    const src = o ?? opts;
+    const scope: AsScope = {
+      functions,
+      constant: src.constant,
+      ...(tag ? { qualify: (name: string) => tag + name } : {}),
+      ...(src.foreign ? { foreign: src.foreign } : {}),
+      helper(name) {
+        const key = tag + name;
+        const known = helpers.get(key);
+        if (known) return known.shape;
+        const plain = src.helper?.(name);
+        if (!plain) return undefined;
+        const h: Helper = { name: o ? `${name} (${o.file})` : name, shape: { returns: 'f64' }, rule: plain.rule };
+        helpers.set(key, h);
+        try {
+          h.shape = helperShape(plain.source, plain.returns, plain.rule);
+          h.printed = toAssemblyScript(plain.source, scope, h.shape);
+        } catch (e) {
+          if (!(e instanceof NotLowerable)) throw e;
+          h.why = e.message;
+        }
+        return h.shape;
+      },
+    };
+    scopes.set(o, scope);
+    return scope;
   };
   const printed = new Map<string, AsPrinted>();
   const intVersions = new Map<string, Set<string>>();
   for (const c of cands) {
+    const p = qp(c), scope = scopeOf(c.origin);
     const why = precheck(c);
-    if (why) { reasons.set(c.fn.prefix, why); continue; }
+    if (why) { reasons.set(p, why); continue; }
     try {
       const gradient = c.gfwd ? `\n\n${c.gfwd}${c.grev ? `\n\n${c.grev}` : ''}` : '';
       const r = toAssemblyScript(`${primalSource(c.norm)}\n\n${c.fwd}\n\n${c.rev}${gradient}`, scope);
-      const ints = integerParams(c);
+      // Another file's functions are called by the sweeps of this one only, never through the exported wrappers.
+      const ints = c.origin ? new Set<string>() : integerParams(c);
       if (ints.size) {
         // The sweeps again with those parameters as integers; the wrappers choose per call (see IntVersion).
         const v = toAssemblyScript(`${c.fwd}\n\n${c.rev}${gradient}`, scope, undefined, { params: ints, suffix: INT_SUFFIX });
         r.text += `\n\n${v.text}`;
         for (const f of v.calls) r.calls.add(f);
         for (const [k, x] of v.constants) r.constants.set(k, x);
-        intVersions.set(c.fn.prefix, ints);
+        intVersions.set(p, ints);
       }
-      printed.set(c.fn.prefix, r);
-      reasons.set(c.fn.prefix, undefined);
+      printed.set(p, r);
+      reasons.set(p, undefined);
     } catch (e) {
       if (!(e instanceof NotLowerable)) throw e;
-      reasons.set(c.fn.prefix, e.message);
+      reasons.set(p, e.message);
     }
   }
   // A function lowers only when everything it calls does: the other functions' sweeps, and the plain functions.
   const blocked = (name: string, from: string): string | undefined => {
     const h = helpers.get(name);
-    if (h) return h.why === undefined ? undefined : `it calls ${h.rule ? 'the custom derivative ' : ''}${name}, which cannot run on Wasm: ${h.why}`;
+    if (h) return h.why === undefined ? undefined : `it calls ${h.rule ? 'the custom derivative ' : ''}${h.name}, which cannot run on Wasm: ${h.why}`;
     const q = owner.get(name)!;
-    return q !== from && !printed.has(q) ? `it calls ${q}, which stays on JS (${reasons.get(q) ?? 'see explain'})` : undefined;
+    return q !== from && !printed.has(q) ? `it calls ${shown.get(q) ?? q}, which stays on JS (${reasons.get(q) ?? 'see explain'})` : undefined;
   };
   for (let changed = true; changed;) {
     changed = false;
@@ -153,9 +195,10 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
       if (why) { printed.delete(p); reasons.set(p, why); changed = true; }
     }
   }
-  // What the module holds: the user's functions, and what they reach of the plain functions and of the
-  // second-order code (a nested grad's g$grad0 and the g$dd it runs). The rest of the second-order code, which
-  // only hvp, hessian and grad(grad(f)) run, stays on the JS sweeps: it was most of asc's time.
+  // What the module holds: the user's functions, and what they reach of the plain functions, of other files'
+  // functions and of the second-order code (a nested grad's g$grad0 and the g$dd it runs). The rest of the
+  // second-order code, which only hvp, hessian and grad(grad(f)) run, stays on the JS sweeps: it was most of
+  // asc's time.
   const used = new Set<string>(), reached = new Set<string>();
   const reach = (calls: Set<string>) => {
     for (const f of calls) {
@@ -164,9 +207,10 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
       if (q !== undefined && !reached.has(q)) { reached.add(q); reach(printed.get(q)!.calls); }
     }
   };
-  for (const [p, r] of printed) if (!SECOND_ORDER.test(p)) { reached.add(p); reach(r.calls); }
+  const foreign = new Set(cands.filter((c) => c.origin).map(qp));
+  for (const [p, r] of printed) if (!SECOND_ORDER.test(p) && !foreign.has(p)) { reached.add(p); reach(r.calls); }
   for (const p of printed.keys()) {
-    if (!reached.has(p)) { printed.delete(p); reasons.set(p, 'second-order code (hvp, hessian, grad of grad) runs on the JS sweeps'); }
+    if (!reached.has(p)) { printed.delete(p); reasons.set(p, foreign.has(p) ? 'not called by this file\'s functions' : 'second-order code (hvp, hessian, grad of grad) runs on the JS sweeps'); }
   }
   if (!printed.size) return { source: '', reasons };
   const constants = new Map<string, number>();
@@ -178,12 +222,13 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
   ];
   if (used.size) parts.push('// ---- plain functions of the module that the sweeps call (custom rules and their primals) ----', ...[...used].map((f) => helpers.get(f)!.printed!.text));
   for (const c of cands) {
-    const r = printed.get(c.fn.prefix);
-    if (r) {
-      const ints = intVersions.get(c.fn.prefix);
-      parts.push(`// ---- ${c.fn.name} (${c.fn.file.split('/').pop()}:${c.fn.line}) ----`, r.text, wrappers(c.fn, undefined, ints));
-      if (c.gfwd) parts.push(wrappers(c.fn, c.grev ? '$grev' : '$rev', ints));
-    }
+    const r = printed.get(qp(c));
+    if (!r) continue;
+    parts.push(`// ---- ${c.fn.name} (${c.fn.file.split('/').pop()}:${c.fn.line})${c.origin ? ', which this file calls' : ''} ----`, r.text);
+    if (c.origin) continue;
+    const ints = intVersions.get(c.fn.prefix);
+    parts.push(wrappers(c.fn, undefined, ints));
+    if (c.gfwd) parts.push(wrappers(c.fn, c.grev ? '$grev' : '$rev', ints));
   }
   return { source: parts.join('\n\n') + '\n', reasons };
 }

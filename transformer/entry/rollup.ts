@@ -49,6 +49,7 @@ export default function pullback(options: PullbackRollupOptions = {}): Plugin {
       if (!isTsSource(id) || !filter(id)) return null;
       compiler ??= createCompiler({ wasm: options.wasm, secondOrder: options.secondOrder, tsConfigFilePath: options.tsconfig });
       const result = compiler.transform(id, code);
+      for (const f of result.dependencies ?? []) this.addWatchFile(f);
       for (const d of warningsOf(result.diagnostics)) this.warn(log(d));
       const errors = errorsOf(result.diagnostics);
       if (errors.length > 0) this.error({ ...log(errors[0]), message: new PullbackCompileError(errors).message });

@@ -54,6 +54,17 @@ export interface AsScope {
    * function (the call then cannot be lowered). Whether its body lowers is the caller's business (wasm.ts).
    */
   helper?(name: string): HelperShape | undefined;
+  /**
+   * The name in the module of a module-level name of the file this source comes from (a function, a constant):
+   * the identity for the file the module is built for; prefixed for another file's functions compiled into it
+   * (see wasm.ts), so that two files' `sq` or `K` do not meet.
+   */
+  qualify?(name: string): string;
+  /**
+   * A marked function of another file that this source calls, by the text it is called with (`g`, `ns.g`): the
+   * qualified prefix of its sweeps in this module, when they are compiled into it.
+   */
+  foreign?(ref: string): string | { why: string } | undefined;
 }
 
 /** How lowered code calls a plain function of the user's module. */
@@ -407,7 +418,7 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
       if (t) return { s: name, t };
       if (name === 'NaN' || name === 'Infinity') return { s: name, t: 'f64' };
       const c = scope.constant(name);
-      if (c !== undefined) { constants.set(name, c); return { s: asName(name), t: 'f64' }; }
+      if (c !== undefined) { const q = scope.qualify?.(name) ?? name; constants.set(q, c); return { s: asName(q), t: 'f64' }; }
       return fail(n, `it reads \`${name}\` from outside the function`);
     }
     if (ts.isNumericLiteral(n)) {
@@ -542,19 +553,47 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     return { s: `${name} ${op} ${f64(r)}`, t };
   };
 
+  /** The module function a call of another file's marked function runs (recorded in `calls`), or undefined for other calls. */
+  const foreignCall = (callee: ts.Expression): string | undefined => {
+    if (!scope.foreign) return undefined;
+    let ref: string | undefined, sweep = '';
+    if (ts.isPropertyAccessExpression(callee) && (callee.name.text === 'fwd' || callee.name.text === 'rev')) {
+      let b: ts.Expression = callee.expression;
+      while (ts.isParenthesizedExpression(b)) b = b.expression;
+      if (ts.isBinaryExpression(b) && b.operatorToken.kind === ts.SyntaxKind.QuestionQuestionEqualsToken && ts.isCallExpression(b.right) &&
+        b.right.expression.getText() === '$pb.adjointOf' && b.right.arguments.length === 1) {
+        ref = b.right.arguments[0]!.getText();
+        sweep = `$${callee.name.text}`;
+      }
+    } else if (ts.isIdentifier(callee) || ts.isPropertyAccessExpression(callee)) {
+      const id = ts.isIdentifier(callee) ? callee.text : undefined;
+      if (id === undefined || (!scope.functions.has(scope.qualify?.(id) ?? id) && !scope.helper?.(id))) ref = callee.getText();
+    }
+    if (ref === undefined) return undefined;
+    const prefix = scope.foreign(ref);
+    if (prefix === undefined) return undefined;
+    if (typeof prefix !== 'string') return fail(callee, `it calls ${ref}, a marked function of another file: ${prefix.why}`);
+    calls.add(prefix + sweep);
+    return prefix + sweep;
+  };
+
   const call = (n: ts.CallExpression, tuple = false): V => {
     const args = n.arguments;
     const callee = n.expression;
+    // Another file's marked function: its primal `g(...)`, or its sweeps `(g$ad ??= $pb.adjointOf(g)).fwd(...)`.
+    const other = foreignCall(callee);
+    if (other) return { s: `${asName(other)}(${args.map((a) => { const x = expr(a); return x.t === 'arr' || x.t === 'tape' ? x.s : f64(x); }).join(', ')})`, t: 'f64' };
     if (ts.isIdentifier(callee)) {
-      const helper = scope.functions.has(callee.text) ? undefined : scope.helper?.(callee.text);
-      if (!scope.functions.has(callee.text) && !helper) {
-        return fail(n, `it calls ${callee.text}, which is not a function declaration of this file (a Wasm module holds the functions ` +
-          'of one source file: calls into other files, and to arrow functions or function expressions, stay on JS)');
+      const own = scope.qualify?.(callee.text) ?? callee.text;
+      const helper = scope.functions.has(own) ? undefined : scope.helper?.(callee.text);
+      if (!scope.functions.has(own) && !helper) {
+        return fail(n, `it calls ${callee.text}, which is not a function declaration of this file or a marked function of another ` +
+          '(calls to arrow functions, function expressions and unmarked functions of other files stay on JS)');
       }
-      calls.add(callee.text);
+      calls.add(own);
       // Sweeps and primals take numbers as f64 and arrays as arrays; they return f64 (or nothing: used as
       // statements). Plain functions take what their parameters say.
-      const printed = `${asName(callee.text)}(${args.map((a) => { const x = expr(a); return x.t === 'arr' || x.t === 'tape' ? x.s : f64(x); }).join(', ')})`;
+      const printed = `${asName(own)}(${args.map((a) => { const x = expr(a); return x.t === 'arr' || x.t === 'tape' ? x.s : f64(x); }).join(', ')})`;
       if (helper?.tuple && !tuple) return fail(n, `the gradients of the rule ${callee.text} used other than as \`const d = ${callee.text}(...)\``);
       return { s: printed, t: !helper || helper.returns === 'void' ? 'f64' : helper.returns };
     }
@@ -751,5 +790,5 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
   ];
   const last = body.statements[body.statements.length - 1];
   if (cacheTape && !(last && ts.isReturnStatement(last))) lines.push('$t.sp = $$sp;');
-  return [`function ${asName(fn.name!.text + (version?.suffix ?? ''))}(${params.join(', ')}): ${asType[ret]} {`, ...ind([...prologue, ...lines]), '}'].join('\n');
+  return [`function ${asName((scope.qualify?.(fn.name!.text) ?? fn.name!.text) + (version?.suffix ?? ''))}(${params.join(', ')}): ${asType[ret]} {`, ...ind([...prologue, ...lines]), '}'].join('\n');
 }

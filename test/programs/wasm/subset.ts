@@ -97,7 +97,7 @@ export function bump(): void {
   counter++;
 }
 
-/** Calls a marked function of another file: stays on JS (a Wasm module holds one file's functions). */
+/** Calls a marked function of another file: lowers, with the callee's sweeps compiled into this file's module. */
 /** @differentiable */
 export function crossFile(x: Float64Array, w: number): number {
   return 2 * usesSoftplus(x, w);
