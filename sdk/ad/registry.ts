@@ -40,7 +40,10 @@ export interface Adjoint {
  * The gradient with respect to array parameter `which` in one call, without a JS tape or adjoint arrays of its
  * own (the Wasm gradient sweeps: both run in one call into the module, and the result is copied out of linear memory).
  */
-export type DirectGradient = (args: ArrayLike<unknown>, which: number, out?: Float64Array) => Float64Array;
+export type DirectGradient = ((args: ArrayLike<unknown>, which: number, out?: Float64Array) => Float64Array) & {
+  /** For a function of one array and nothing else: the same, with that array as the argument. */
+  one?: (x: Float64Array | number[], out?: Float64Array) => Float64Array;
+};
 
 /** How generated code asks for the Wasm sweeps: the module of its file, and the function's generated prefix. */
 export interface WasmRequest {

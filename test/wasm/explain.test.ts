@@ -72,6 +72,30 @@ test('grad(f, a, { out }) on Wasm: the gradient copied out of linear memory into
   assert.throws(() => df(new Float64Array(2), 0.4), /out has 4 elements, argument 0 has 2/);
 });
 
+test('grad of a function of one array on Wasm (its own entry): out, the checks of each new argument, throws', () => {
+  const f = m.checksThenCalls;
+  assert.is(explain(f).backend, 'wasm');
+  const out = new Float64Array(3);
+  const df = grad(f, 0, { out });
+  const x = Float64Array.from([4, 9, 0.25]);
+  const want = Array.from(x, (v) => 0.5 / Math.sqrt(v));
+  for (let k = 0; k < 3; k++) {
+    assert.ok(df(x) === out);
+    out.forEach((g, i) => assert.ok(Math.abs(g - want[i]!) < 1e-12, `d/dx${i}: ${g}`));
+  }
+  assert.equal(Array.from(grad(f)(x) as Float64Array), Array.from(out));
+  assert.equal(Array.from(grad(f)([4, 9, 0.25] as never) as Float64Array), Array.from(out), 'a number[] argument');
+  // Each argument is checked when it is not the one checked last: length, memory shared with out, count, type.
+  assert.throws(() => df(new Float64Array(2)), /out has 3 elements, argument 0 has 2/);
+  assert.throws(() => df(out), /out shares its memory with argument 0/);
+  const big = new Float64Array(6);
+  assert.throws(() => grad(f, 0, { out: big.subarray(0, 3) })(big.subarray(3)), /shares its memory/);
+  assert.throws(() => (df as (...a: unknown[]) => unknown)(x, 1), /takes 1 arguments, got 2/);
+  assert.throws(() => (df as (...a: unknown[]) => unknown)('x'), /must be a Float64Array or number\[\]/);
+  assert.throws(() => df(Float64Array.from([1, -2, 3])), (e: Error) => e.message === 'negative x: -2');
+  assert.ok(df(x) === out, 'the frame is released after a throw');
+});
+
 test('Wasm gradients match the JS sweeps and finite differences', () => {
   const x = Float64Array.from([0.3, -0.7, 0.2, 0.9]);
   const ad = adjoint(m.inSubset)!;
