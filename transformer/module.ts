@@ -545,12 +545,34 @@ function foreignUnits(sf: SourceFile, refs: Map<string, FnNode>, options: Module
   return { cands, files, resolve: (ref) => resolveIn(refs, ref) };
 }
 
-function numericConstant(sf: SourceFile, name: string): number | undefined {
-  const d = sf.getVariableDeclaration(name);
-  const init = d?.getInitializer();
-  if (!d || !init || d.getVariableStatement()?.getDeclarationKind() !== 'const' || d.getVariableStatement()?.getParent() !== sf) return undefined;
-  const text = init.getText().replace(/_/g, '');
-  return /^-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text) ? Number(text) : undefined;
+/**
+ * The value of a module-level `const NAME = <number literal>` that `name` reads: of this file, imported by name
+ * (`import { K } from './util.js'`, also renamed), or through a namespace import (`u.K`).
+ */
+function numericConstant(sf: SourceFile, name: string, depth = 0): number | undefined {
+  const dot = name.indexOf('.');
+  if (dot < 0) {
+    const d = sf.getVariableDeclaration(name);
+    const init = d?.getInitializer();
+    if (d && init && d.getVariableStatement()?.getDeclarationKind() === 'const' && d.getVariableStatement()?.getParent() === sf) {
+      const text = init.getText().replace(/_/g, '');
+      return /^-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text) ? Number(text) : undefined;
+    }
+  }
+  if (depth > 8) return undefined;
+  for (const imp of sf.getImportDeclarations()) {
+    if (imp.isTypeOnly()) continue;
+    const from = () => { try { return imp.getModuleSpecifierSourceFile(); } catch { return undefined; } };
+    if (dot < 0) {
+      const spec = imp.getNamedImports().find((s) => !s.isTypeOnly() && (s.getAliasNode()?.getText() ?? s.getName()) === name);
+      const target = spec && from();
+      if (target) return numericConstant(target, spec.getName(), depth + 1);
+    } else if (imp.getNamespaceImport()?.getText() === name.slice(0, dot)) {
+      const target = from();
+      if (target && !name.slice(dot + 1).includes('.')) return numericConstant(target, name.slice(dot + 1), depth + 1);
+    }
+  }
+  return undefined;
 }
 
 function functionOfIdentifier(id: Node): FnNode | undefined {

@@ -6,7 +6,7 @@
 // Whatever goes wrong here leaves the functions on their JS adjoints, with the reason for `explain(f)`:
 // Wasm never fails a user's build.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,12 +91,25 @@ const ASC_FLAGS = ['-O3', '--runtime', 'minimal', '--exportRuntime', '--initialM
 /**
  * node_modules/.cache/pullback of the project pullback is installed in (of this repository, when it is the
  * project), wherever the build runs from: every entry point and every working directory share one cache.
+ * A linked install (`npm i ../pullback`, `npm link pullback`) resolves to pullback's own folder: the project is
+ * then the nearest folder at or above the working directory whose node_modules/pullback links there.
  */
 export function defaultCacheDir(): string {
   if (process.env.PULLBACK_CACHE_DIR) return process.env.PULLBACK_CACHE_DIR;
   const pkg = fileURLToPath(new URL('../../', import.meta.url));
   const parent = dirname(pkg);
-  return basename(parent) === 'node_modules' ? join(parent, '.cache', 'pullback') : join(pkg, 'node_modules', '.cache', 'pullback');
+  if (basename(parent) === 'node_modules') return join(parent, '.cache', 'pullback');
+  return join(linkingProject(pkg) ?? pkg, 'node_modules', '.cache', 'pullback');
+}
+
+function linkingProject(pkg: string): string | undefined {
+  let real: string;
+  try { real = realpathSync(pkg); } catch { return undefined; }
+  for (let d = process.cwd(); ; d = dirname(d)) {
+    const link = join(d, 'node_modules', 'pullback');
+    try { if (realpathSync(link) === real) return d; } catch { /* not installed here */ }
+    if (dirname(d) === d) return undefined;
+  }
 }
 
 /** The AssemblyScript text of a file's lowerable functions, with the reason each other one stays on JS. */

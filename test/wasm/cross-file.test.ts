@@ -26,6 +26,7 @@ const cases: [string, unknown[]][] = [
   ['total', [Float64Array.from([0.3, -1.2, 0.8, 2.1]), 0.7]],
   ['viaNamespace', [Float64Array.from([0.4, -0.3, 1.1]), 0.9]],
   ['overlapping', [Float64Array.from([0.5, -0.7, 1.3, 0.2])]],
+  ['importedConstants', [Float64Array.from([0.5, -0.7, 1.3])]],
 ];
 
 test('calls into other files lower: the callers run on Wasm', () => {
@@ -42,6 +43,10 @@ test('their gradients match finite differences (the two files\' K and sq are kep
     const fd = numeric(m[name], args);
     g.forEach((v, i) => assert.ok(Math.abs(v - fd[i]!) <= 1e-6 * Math.max(1, Math.abs(fd[i]!)), `${name}: d/dx${i} = ${v}, finite differences ${fd[i]}`));
   }
+});
+
+test('numeric constants of other files take their values (1.5 there, 0.5 here)', () => {
+  assert.equal(Array.from(grad(m.importedConstants)(Float64Array.from([2, 5, 4])) as Float64Array), [6, 1.5, 6]);
 });
 
 test('the Wasm sweeps agree with the JS sweeps to 1e-12', () => {

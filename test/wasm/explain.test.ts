@@ -2,7 +2,7 @@
 // explain(f) for Wasm-backed and JS-backed scalar functions, tape growth and the tape limit on Wasm,
 // re-entrancy, and the transform-time cache (an unchanged file does not run asc again).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -191,6 +191,22 @@ test('transform-time cache: transforming an unchanged file again does not run as
   assert.is(wasmStats.ascRuns, before.ascRuns, 'asc ran again');
   assert.is(wasmStats.cacheHits, before.cacheHits + 1);
   assert.ok(again.code.includes('function $pb$wasm()'));
+});
+
+test('the cache of a linked install (npm i ../pullback) is in the project that links it, not in pullback\'s folder', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pullback-linked-'));
+  mkdirSync(join(dir, 'node_modules'));
+  symlinkSync(root, join(dir, 'node_modules', 'pullback'), 'dir');
+  mkdirSync(join(dir, 'src'));
+  const script = `import { defaultCacheDir } from ${JSON.stringify(pathToFileURL(join(root, 'dist/transformer/wasm.js')).href)}; console.log(defaultCacheDir());`;
+  const env = { ...process.env };
+  delete env.PULLBACK_CACHE_DIR;
+  const inProject = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: join(dir, 'src'), encoding: 'utf8', env });
+  const elsewhere = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: tmpdir(), encoding: 'utf8', env });
+  const real = realpathSync(dir);
+  rmSync(dir, { recursive: true, force: true });
+  assert.is(inProject.stdout.trim(), join(real, 'node_modules', '.cache', 'pullback'), inProject.stderr);
+  assert.is(elsewhere.stdout.trim(), join(root, 'node_modules', '.cache', 'pullback'), elsewhere.stderr);
 });
 
 test('a crash of the asc worker is reported at once, and the next file gets a new worker', () => {

@@ -419,7 +419,7 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
       if (name === 'NaN' || name === 'Infinity') return { s: name, t: 'f64' };
       const c = scope.constant(name);
       if (c !== undefined) { const q = scope.qualify?.(name) ?? name; constants.set(q, c); return { s: asName(q), t: 'f64' }; }
-      return fail(n, `it reads \`${name}\` from outside the function`);
+      return fail(n, `it reads \`${name}\` from outside the function (of module-level values, only a \`const\` set to a number literal lowers: pass others as arguments)`);
     }
     if (ts.isNumericLiteral(n)) {
       const v = Number(n.text);
@@ -490,6 +490,9 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
         if (ts.isIdentifier(n.expression) && cached.has(base) && types.get(base) === 'arr') return { s: `${base}$$$n`, t: 'i64' };
         return { s: `<i64>(${expr(n.expression).s}.length)`, t: 'i64' };
       }
+      // A numeric constant of another file, through a namespace import (`u.K`).
+      const c = ts.isIdentifier(n.expression) && !types.has(base) ? scope.constant(`${base}.${name}`) : undefined;
+      if (c !== undefined) { const q = scope.qualify?.(`${base}$$${name}`) ?? `${base}$$${name}`; constants.set(q, c); return { s: asName(q), t: 'f64' }; }
       return fail(n, `it reads ${n.getText()}`);
     }
     if (ts.isNewExpression(n)) {

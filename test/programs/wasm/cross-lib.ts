@@ -3,6 +3,7 @@
 // holds both files' and must not mix them up.
 
 const K = 3;
+export const LIB_SCALE = 1.5;
 
 /** @differentiable */
 function sq(v: number): number {

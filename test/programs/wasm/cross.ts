@@ -1,6 +1,6 @@
 // Calls into marked functions of other files, which the Wasm module of this file compiles in
 // (test/wasm/cross-file.test.ts).
-import { energy, shifted, scaled } from './cross-lib.js';
+import { energy, shifted, scaled, LIB_SCALE, LIB_SCALE as S } from './cross-lib.js';
 import * as lib from './cross-lib.js';
 import { usesSoftplus } from './rules.js';
 
@@ -31,4 +31,9 @@ export function overlapping(y: Float64Array): number {
 /** @differentiable */
 export function callsScaled(x: Float64Array): number {
   return scaled(x[0]) + x[1];
+}
+
+/** Numeric constants of another file: imported by name, renamed, and through the namespace. @differentiable */
+export function importedConstants(x: Float64Array): number {
+  return LIB_SCALE * x[0] * x[0] + S * x[1] + lib.LIB_SCALE * K * x[2] * x[2];
 }
