@@ -237,6 +237,16 @@ test('grad(f, a, { out }) writes the gradient into out, call after call, and ref
   assert.throws(() => grad(b.rosen, 0, { out: [0, 0] as never }), /needs out to be a Float64Array, got Array/);
   assert.throws(() => df(new Float64Array(3)), /out has 5 elements, argument 0 has 3/);
   assert.throws(() => df(out), /out shares its memory with argument 0; pass an array of its own/);
+  // A function of one array has its own entry: each new argument is checked, a number[] works, and without
+  // out every call returns a new array.
+  assert.throws(() => (df as (...a: unknown[]) => unknown)(Float64Array.from([1, 2, 3, 4, 5]), 2), /takes 1 arguments, got 2/);
+  assert.throws(() => (df as (...a: unknown[]) => unknown)('x'), /must be a Float64Array or number\[\]/);
+  const y = [0.3, -0.7, 1.2, 0.5, 2];
+  const fresh = grad(b.rosen);
+  const g1 = fresh(y as never) as Float64Array, g2 = fresh(Float64Array.from(y)) as Float64Array;
+  assert.ok(g1 !== g2 && g1 instanceof Float64Array);
+  assert.equal(Array.from(g1), Array.from(g2));
+  assert.equal(Array.from(df(Float64Array.from(y)) as Float64Array), Array.from(g1));
 });
 
 test('adjointSource shows readable sweeps labelled with the source lines', () => {
