@@ -173,8 +173,8 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
     try {
       const gradient = c.gfwd ? `\n\n${c.gfwd}${c.grev ? `\n\n${c.grev}` : ''}` : '';
       const r = toAssemblyScript(`${primalSource(c.norm)}\n\n${c.fwd}\n\n${c.rev}${gradient}`, scope);
-      // Another file's functions are called by the sweeps of this one only, never through the exported wrappers.
-      const ints = c.origin ? new Set<string>() : integerParams(c);
+      // Another file's functions and those that return an array are called by the sweeps of this module only, never through the exported wrappers.
+      const ints = c.origin || c.fn.returns === 'arr' ? new Set<string>() : integerParams(c);
       if (ints.size) {
         // The sweeps again with those parameters as integers; the wrappers choose per call (see IntVersion).
         const v = toAssemblyScript(`${c.fwd}\n\n${c.rev}${gradient}`, scope, undefined, { params: ints, suffix: INT_SUFFIX });
@@ -220,11 +220,18 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
       if (q !== undefined && !reached.has(q)) { reached.add(q); reach(printed.get(q)!.calls); }
     }
   };
+  // A function that returns an array runs on Wasm only inside the sweeps of its callers there (the glue hands
+  // numbers back, not arrays): its own grad, vjp and valueAndGrad stay on its JS sweeps.
   const foreign = new Set(cands.filter((c) => c.origin).map(qp));
-  for (const [p, r] of printed) if (!SECOND_ORDER.test(p) && !foreign.has(p)) { reached.add(p); reach(r.calls); }
+  const arrayValued = new Set(cands.filter((c) => c.fn.returns === 'arr').map(qp));
+  for (const [p, r] of printed) if (!SECOND_ORDER.test(p) && !foreign.has(p) && !arrayValued.has(p)) { reached.add(p); reach(r.calls); }
   for (const p of printed.keys()) {
-    if (!reached.has(p)) { printed.delete(p); reasons.set(p, foreign.has(p) ? 'not called by this file\'s functions' : 'second-order code (hvp, hessian, grad of grad) runs on the JS sweeps'); }
+    if (!reached.has(p)) {
+      printed.delete(p);
+      reasons.set(p, foreign.has(p) ? 'not called by this file\'s functions' : arrayValued.has(p) ? ARRAY_VALUED : 'second-order code (hvp, hessian, grad of grad) runs on the JS sweeps');
+    }
   }
+  for (const p of arrayValued) if (printed.has(p)) reasons.set(p, `${ARRAY_VALUED}; the Wasm functions that call it run its Wasm sweeps`);
   if (!printed.size) return { source: '', reasons };
   const constants = new Map<string, number>();
   for (const r of [...printed.values(), ...[...used].map((f) => helpers.get(f)!.printed!)]) for (const [k, v] of r.constants) constants.set(k, v);
@@ -238,7 +245,7 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
     const r = printed.get(qp(c));
     if (!r) continue;
     parts.push(`// ---- ${c.fn.name} (${c.fn.file.split('/').pop()}:${c.fn.line})${c.origin ? ', which this file calls' : ''} ----`, r.text);
-    if (c.origin) continue;
+    if (c.origin || c.fn.returns === 'arr') continue;
     const ints = intVersions.get(c.fn.prefix);
     parts.push(wrappers(c.fn, undefined, ints));
     if (c.gfwd) parts.push(wrappers(c.fn, c.grev ? '$grev' : '$rev', ints));
@@ -250,7 +257,7 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
 function precheck(c: WasmCandidate): string | undefined {
   if (c.method) return 'methods stay on the JS adjoint for now';
   if (c.fn.usesThis) return 'it uses `this`';
-  if (c.fn.returns !== 'num') return 'it returns an array: array-valued functions stay on the JS adjoint for now';
+  if (c.fn.returns !== 'num' && c.fn.returns !== 'arr') return 'it returns neither a number nor an array';
   if (c.fn.params.filter((p) => p.type === 'num').length > 64) return 'it has more than 64 number parameters';
   if (c.fn.params.some((p) => p.type === 'bool')) return 'it takes a boolean parameter';
   // The Wasm sweeps work on copies of the array arguments: a function that writes into an argument (or an
@@ -334,6 +341,9 @@ function wrappers(fn: Fn, gradient?: '$grev' | '$rev', ints?: Set<string>): stri
 }
 
 const INT_SUFFIX = '$int';
+
+/** Why a function that returns an array keeps its own gradient on JS. */
+const ARRAY_VALUED = 'it returns an array: its own grad, vjp and valueAndGrad run its JS sweeps (the Wasm glue hands back numbers)';
 
 /**
  * The number parameters worth an integer version of the sweeps: never assigned, and read where integers

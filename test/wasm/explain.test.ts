@@ -22,7 +22,8 @@ const m = await loadWasm(file);
 test('functions in the subset run on Wasm, and explain says so', () => {
   // usesRule calls softplus, whose rule is in the subset too; callsJsOnly calls usesRule; throws checks its argument.
   // crossFile calls usesSoftplus of rules.ts, whose sweeps are compiled into this file's module (cross-file.test.ts).
-  for (const f of [m.inSubset, m.damped, m.longLoop, m.usesRule, m.callsJsOnly, m.throws, m.checksThenCalls, m.crossFile]) {
+  // callsArrayValued calls returnsArray, whose sweeps run inside its own on Wasm.
+  for (const f of [m.inSubset, m.damped, m.longLoop, m.usesRule, m.callsJsOnly, m.throws, m.checksThenCalls, m.crossFile, m.callsArrayValued]) {
     const e = explain(f);
     assert.is(e.backend, 'wasm', String(e));
     assert.is(e.reason, undefined);
@@ -33,10 +34,9 @@ test('functions in the subset run on Wasm, and explain says so', () => {
 test('functions outside the subset stay on JS, and explain says why', () => {
   const why: [(...a: any[]) => any, RegExp][] = [
     [m.logs, /runs `console\.log\(x\);`, which only JavaScript can run/],
-    [m.returnsArray, /returns an array/],
+    [m.returnsArray, /it returns an array: its own grad, vjp and valueAndGrad run its JS sweeps .*; the Wasm functions that call it run its Wasm sweeps/],
     [m.readsMutable, /reads `counter` from outside the function/],
     [m.outer, /calls the custom derivative wrappedRule, which cannot run on Wasm: it calls grad\(longLoop\)/],
-    [m.callsArrayValued, /it calls returnsArray, which stays on JS \(it returns an array/],
   ];
   for (const [f, re] of why) {
     const e = explain(f);
@@ -59,6 +59,13 @@ test('a throw on Wasm (an argument check) throws the user\'s own error, from eve
   assert.is(v, 5);
   assert.equal(Array.from(g), [0.25, 1 / 6]);
   assert.is(explain(m.throws).backend, 'wasm');
+});
+
+test('a caller of an array-valued function on Wasm: gradient as on the JS sweeps and by hand', () => {
+  const x = Float64Array.from([0.7, -1.3, 2]);
+  const ad = adjoint(m.callsArrayValued)!;
+  assert.ok(relativeError(sweepOnce(ad, ad, [x]), sweepOnce(ad, ad.js!, [x])) <= 1e-12);
+  assert.equal(Array.from(grad(m.callsArrayValued)(x) as Float64Array), [1.4, 0, 0]); // d(x0^2)
 });
 
 test('grad(f, a, { out }) on Wasm: the gradient copied out of linear memory into out, call after call', () => {

@@ -67,12 +67,13 @@ export const rand = (lo: number, hi: number) => { seed = (seed * 1103515245 + 12
 
 /**
  * Inputs for a function's parameters: numbers in (lo, hi), arrays of `len` values in (-1, 1); with `square`,
- * the second array holds len² values (a matrix beside its vectors, as in `f(x, A, b)`).
+ * the array parameter of that position among the arrays holds len² values (a matrix beside its vectors, as in
+ * `f(x, A, b)` with square = 1, or `f(A, v)` with 0).
  */
-export function inputs(ad: Adjoint, len: number, lo: number, hi: number, square = false): unknown[] {
+export function inputs(ad: Adjoint, len: number, lo: number, hi: number, square: number | false = false): unknown[] {
   let arrays = 0;
   return ad.params.map((k) => (k === 'num' ? rand(lo, hi)
-    : Float64Array.from({ length: square && arrays++ === 1 ? len * len : len }, () => rand(-1, 1))));
+    : Float64Array.from({ length: square !== false && arrays++ === square ? len * len : len }, () => rand(-1, 1))));
 }
 
 /**
@@ -109,7 +110,7 @@ export function compareModule(mod: Record<string, unknown>, file: string, tolera
       return true;
     };
     // Numbers above 1 first (some programs loop until a value grows past a bound), small ones last (step sizes).
-    for (const square of [false, true]) for (const [lo, hi] of [[1.05, 1.6], [0.2, 0.9], [0.01, 0.1]] as const) for (const len of [5, 3, 8, 2, 4]) {
+    for (const square of [false, 1, 0] as const) for (const [lo, hi] of [[1.05, 1.6], [0.2, 0.9], [0.01, 0.1]] as const) for (const len of [5, 3, 8, 2, 4]) {
       if (times >= 4) break;
       compare(inputs(ad, len, lo, hi, square));
     }
