@@ -91,6 +91,12 @@ function scalarOnly(ad: Adjoint, op: string): void {
 const selfOf = (ad: Adjoint, self: unknown) => (self === undefined || self === globalThis ? ad.self : self);
 
 /**
+ * `x` when its argument checks hold for as long as it lives: a Float64Array's length and buffer are fixed,
+ * unless the buffer is resizable (a number[] can change length).
+ */
+const lasting = (x: unknown) => (x instanceof Float64Array && !(x.buffer as ArrayBuffer & { resizable?: boolean }).resizable ? x : undefined);
+
+/**
  * NO_FINALLY: the entry points release their tape after the sweeps, not in a `finally`. A sweep that throws
  * leaves its tape to the collector (the pool hands out another), and V8 compiled the sweeps it inlined into a
  * try block 2.6x slower: Rosenbrock n = 100, grad into a given array, 0.65 against 0.25 us for the same calls
@@ -278,15 +284,15 @@ function arrayFastPath(ad: Adjoint, an: number, sweeps: Pick<Adjoint, 'fwd' | 'r
   };
   const direct = (sweeps as Adjoint['grad'])?.direct;
   const one = direct?.one;
-  // f(x) of one array: the checks of the last Float64Array argument hold for as long as it lives (its length
-  // and buffer are fixed, unless the buffer is resizable): an optimisation loop passes the same array every
-  // step, and reading `.buffer` each call was a tenth of a gradient of 100 values.
+  // f(x) of one array: the checks of the last Float64Array argument hold for as long as it lives (see
+  // lasting): an optimisation loop passes the same array every step, and reading `.buffer` each call was a
+  // tenth of a gradient of 100 values.
   let checked: unknown;
   const check = (args: IArguments, x: unknown) => {
     if (x === checked && args.length === 1) return;
     checkArgs(ad, args);
     into(args);
-    checked = x instanceof Float64Array && !(x.buffer as ArrayBuffer & { resizable?: boolean }).resizable ? x : undefined;
+    checked = lasting(x);
   };
   if (one) {
     return function (this: unknown, x: unknown) {
@@ -352,6 +358,26 @@ export function valueAndGrad<F extends Fn, A extends number | readonly number[] 
   const ad = adjointOf(f);
   scalarOnly(ad, 'valueAndGrad');
   checkArgnums(ad, an);
+  if (an === 0 && ad.params.length === 1 && ad.params[0] === 'arr' && ad.returns === 'num') {
+    // f(x) of one array, the call of an optimisation loop that logs its loss: the sweeps called as they are
+    // (or both Wasm sweeps in one frame), the argument checked again only when it is a new array (see grad).
+    const { fwd, rev, valueOne } = ad;
+    let checked: unknown;
+    return function (this: unknown, x: unknown) {
+      if (x !== checked || arguments.length !== 1) {
+        checkArgs(ad, arguments);
+        checked = lasting(x);
+      }
+      if (valueOne) return valueOne(x as Float64Array);
+      const g = new Float64Array((x as ArrayLike<number>).length);
+      const t = acquireTape();
+      const self = selfOf(ad, this);
+      const value = fwd.call(self, t, x, g);
+      rev.call(self, t, x, g, 1);
+      releaseTape(t); // not in a finally: see NO_FINALLY
+      return [value, g];
+    } as never;
+  }
   return function (this: unknown, ...args: Parameters<F>) {
     checkArgs(ad, args);
     const t = acquireTape();

@@ -34,6 +34,8 @@ export interface Adjoint {
    * the value not computed), where they differ from `fwd`/`rev`. Their tape records pair with each other only.
    */
   grad?: { fwd: Adjoint['fwd']; rev: Adjoint['rev']; direct?: DirectGradient };
+  /** For a Wasm function of one array and nothing else: valueAndGrad's value and gradient in one frame. */
+  valueOne?: (x: Float64Array | number[]) => [number, Float64Array];
 }
 
 /**

@@ -247,6 +247,14 @@ test('grad(f, a, { out }) writes the gradient into out, call after call, and ref
   assert.ok(g1 !== g2 && g1 instanceof Float64Array);
   assert.equal(Array.from(g1), Array.from(g2));
   assert.equal(Array.from(df(Float64Array.from(y)) as Float64Array), Array.from(g1));
+  // valueAndGrad of a function of one array has its own entry too.
+  const vg = valueAndGrad(b.rosen);
+  for (const z of [Float64Array.from(y), [1, 2, 3] as never, Float64Array.from(y)]) {
+    const [v, g] = vg(z) as [number, Float64Array];
+    assert.is(v, b.rosen(z));
+    assert.equal(Array.from(g), Array.from(grad(b.rosen)(z) as Float64Array));
+  }
+  assert.throws(() => (vg as (...a: unknown[]) => unknown)(1), /must be a Float64Array or number\[\]/);
 });
 
 test('adjointSource shows readable sweeps labelled with the source lines', () => {

@@ -53,6 +53,7 @@ test('a throw on Wasm (an argument check) throws the user\'s own error, from eve
   // Thrown in a callee's Wasm sweep: the caller's JS primal reaches the same throw.
   const x = Float64Array.from([0.5, -0.25]);
   assert.throws(() => grad(m.checksThenCalls)(x), (e: Error) => e.message === 'negative x: -0.25');
+  assert.throws(() => valueAndGrad(m.checksThenCalls)(x), (e: Error) => e.message === 'negative x: -0.25');
   // The frames are released: good arguments still work, on Wasm.
   assert.is(grad(m.throws)(4), 0.25);
   const [v, g] = valueAndGrad(m.checksThenCalls)(Float64Array.from([4, 9])) as [number, Float64Array];
@@ -101,6 +102,16 @@ test('grad of a function of one array on Wasm (its own entry): out, the checks o
   assert.throws(() => (df as (...a: unknown[]) => unknown)('x'), /must be a Float64Array or number\[\]/);
   assert.throws(() => df(Float64Array.from([1, -2, 3])), (e: Error) => e.message === 'negative x: -2');
   assert.ok(df(x) === out, 'the frame is released after a throw');
+  // valueAndGrad's own entry: both general sweeps in one frame, the same numbers as the JS sweeps.
+  const vg = valueAndGrad(f);
+  const ad = adjoint(f)!;
+  for (const y of [x, Float64Array.from([1, 16, 0.04]), x]) {
+    const [v, g] = vg(y) as [number, Float64Array];
+    const js = sweepOnce(ad, ad.js!, [y]);
+    assert.is(v, js[0]![0]);
+    assert.equal(Array.from(g), js[1]);
+  }
+  assert.throws(() => (vg as (...a: unknown[]) => unknown)(x, 1), /takes 1 arguments, got 2/);
 });
 
 test('Wasm gradients match the JS sweeps and finite differences', () => {
