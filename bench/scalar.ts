@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { explain, grad, hvp } from 'pullback';
+import { explain, grad, hvp, valueAndGrad } from 'pullback';
 import type * as TF from '@tensorflow/tfjs';
 import type * as JAX from '@jax-js/jax';
 import * as m from './programs/scalar.js';
@@ -262,6 +262,27 @@ for (const r of into) {
   for (let round = 0; round < 3; round++) { tj.push(time(call(gOut, r.xs))); th.push(time(call(m.rosenbrockGradInto, r.xs, r.hand))); }
   r.js = Math.min(...tj); r.th = Math.min(...th);
 }
+// valueAndGrad, the call of a loop that logs its loss, against a hand-written value and gradient from one loop.
+const vag = [x100, x].map((xs) => ({ xs, js: NaN, wa: NaN, th: NaN }));
+const vagCheck = (f: typeof m.rosenbrockValueAndGrad, xs: Float64Array, what: string) => {
+  const [v, g] = f(xs), [hv, hg] = m.rosenbrockValueAndGrad(xs);
+  const err = Math.max(maxDiff(g, hg), Math.abs(v - hv) / Math.max(1, Math.abs(hv)));
+  if (!(err < 1e-9)) throw new Error(`Rosenbrock valueAndGrad: ${what} and the hand-written value and gradient disagree by ${err}`);
+};
+for (const r of vag) {
+  const vg = valueAndGrad(m.rosenbrock) as typeof m.rosenbrockValueAndGrad;
+  vagCheck(vg, r.xs, "pullback's JS adjoint");
+  const tj: number[] = [], th: number[] = [];
+  for (let round = 0; round < 3; round++) { tj.push(time(call(vg, r.xs))); th.push(time(call(m.rosenbrockValueAndGrad, r.xs))); }
+  r.js = Math.min(...tj); r.th = Math.min(...th);
+}
+for (const r of vag) {
+  const vg = valueAndGrad(w.rosenbrock) as typeof m.rosenbrockValueAndGrad;
+  vagCheck(vg, r.xs, "pullback's Wasm adjoint");
+  const tw: number[] = [];
+  for (let round = 0; round < 3; round++) tw.push(time(call(vg, r.xs)));
+  r.wa = Math.min(...tw);
+}
 for (const r of into) {
   const wOut = grad(w.rosenbrock, 0, { out: r.out });
   const err = maxDiff(wOut(r.xs), m.rosenbrockGradInto(r.xs, r.hand));
@@ -295,6 +316,11 @@ for (const r of into) {
   const name = `Rosenbrock n=${r.xs.length.toLocaleString('en-US')}`, peerName = 'hand-written gradient into a given array (JS)';
   rows.push(row({ case: `${name}: gradient into a given array (grad(f, 0, { out })) vs hand-written`, unit: 'µs', pullback: r.js, peer: r.th, peerName, better: 'lower', adapter }));
   rows.push(row({ case: `${name}: Wasm gradient into a given array vs hand-written`, unit: 'µs', pullback: r.wa, peer: r.th, peerName, better: 'lower', adapter: wasmAdapter }));
+}
+for (const r of vag) {
+  const name = `Rosenbrock n=${r.xs.length.toLocaleString('en-US')}`, peerName = 'hand-written value and gradient (JS)';
+  rows.push(row({ case: `${name}: valueAndGrad vs hand-written`, unit: 'µs', pullback: r.js, peer: r.th, peerName, better: 'lower', adapter }));
+  rows.push(row({ case: `${name}: Wasm valueAndGrad vs hand-written`, unit: 'µs', pullback: r.wa, peer: r.th, peerName, better: 'lower', adapter: wasmAdapter }));
 }
 rows.push(...hvpRows);
 report('scalar', rows);

@@ -33,6 +33,20 @@ export function rosenbrockGradInto(x: Float64Array, g: Float64Array): Float64Arr
   return g;
 }
 
+/** Hand-written value and gradient from one loop, as valueAndGrad(rosenbrock) returns them. */
+export function rosenbrockValueAndGrad(x: Float64Array): [number, Float64Array] {
+  const g = new Float64Array(x.length);
+  let s = 0;
+  for (let i = 0; i < x.length - 1; i++) {
+    const a = x[i + 1] - x[i] * x[i];
+    const b = 1 - x[i];
+    s += 100 * a * a + b * b;
+    g[i] += -400 * a * x[i] - 2 * b;
+    g[i + 1] += 200 * a;
+  }
+  return [s, g];
+}
+
 /**
  * Lotka–Volterra prey/predator model integrated with classical RK4; the loss is the squared distance of the
  * final state from a target. Differentiated with respect to the 4 parameters p = [alpha, beta, delta, gamma].

@@ -62,6 +62,14 @@ test('a throw on Wasm (an argument check) throws the user\'s own error, from eve
   assert.is(explain(m.throws).backend, 'wasm');
 });
 
+test('the adjoint of an argument nobody differentiates ($pb.EMPTY) takes what the callee\'s Wasm sweeps write into it', () => {
+  assert.is(explain(m.constantWeights).backend, 'wasm');
+  const x = Float64Array.from([0.5, -2, 3]);
+  assert.equal(Array.from(grad(m.constantWeights)(x) as Float64Array), [1, -8, 18]); // 2 (i + 1) x_i
+  const ad = adjoint(m.constantWeights)!;
+  assert.ok(relativeError(sweepOnce(ad, ad, [x]), sweepOnce(ad, ad.js!, [x])) <= 1e-12);
+});
+
 test('a caller of an array-valued function on Wasm: gradient as on the JS sweeps and by hand', () => {
   const x = Float64Array.from([0.7, -1.3, 2]);
   const ad = adjoint(m.callsArrayValued)!;

@@ -785,7 +785,10 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
   });
   const ret = shape ? (shape.tuple ? 'void' : shape.returns) : typeOf(fn.type, fn);
   const lines = body.statements.flatMap(stmt);
+  /** Array parameters with an adjoint parameter beside them (`x`, `x_bar`): the caller may pass `$pb.EMPTY` for it (see $sinkFor). */
+  const sinks = fn.parameters.map((q) => q.name.getText()).filter((a) => types.get(a) === 'arr' && types.get(`${a}_bar`) === 'arr');
   const prologue = [
+    ...sinks.map((a) => `if (${a}_bar.length == 0 && ${a}.length != 0) ${a}_bar = $sinkFor(${a}.length);`),
     ...(cacheTape ? ['let $$tp: usize = $t.f.dataStart, $$sp: i32 = $t.sp, $$te: i32 = $t.end;'] : []),
     ...fn.parameters.filter((p) => types.get(p.name.getText()) === 'arr' && cached.has(p.name.getText()))
       .map((p) => { const a = p.name.getText(); return `let ${a}$$$p: usize = ${a}.dataStart, ${a}$$$n: i64 = <i64>${a}.length;`; }),

@@ -109,3 +109,17 @@ export function callsArrayValued(x: Float64Array): number {
   const y = returnsArray(x);
   return y[0]!;
 }
+
+/** @differentiable */
+export function weighted(x: Float64Array, w: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += w[i] * x[i] * x[i];
+  return s;
+}
+
+/** Passes an array nobody differentiates: its adjoint is the empty sink $pb.EMPTY, which the callee's sweeps write into. @differentiable */
+export function constantWeights(x: Float64Array): number {
+  const w = new Float64Array(x.length);
+  for (let i = 0; i < w.length; i++) w[i] = i + 1;
+  return weighted(x, w);
+}
