@@ -39,7 +39,7 @@ export interface TransformResult {
 export interface CompilerOptions {
   /**
    * Lower scalar adjoints to WebAssembly through AssemblyScript. Off by default (or PULLBACK_WASM=1): the Wasm
-   * sweeps are rarely much faster than the JS adjoint they are printed from (0.92-1.53x on bench:scalar's rows).
+   * sweeps are rarely much faster than the JS adjoint they are printed from (0.92-1.36x on bench:scalar's rows).
    */
   wasm?: boolean;
   /** A tsconfig to resolve imports and types with; without one, defaults suited to ES modules are used. */
