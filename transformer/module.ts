@@ -331,7 +331,7 @@ function transformWith(sf: SourceFile, wantDirectional: boolean, options: Module
   let lowering: ReturnType<typeof lowerToWasm> | undefined;
   let dependencies: string[] | undefined;
   if (wasmFinal) {
-    const others = foreignUnits(sf, foreignRefs, options);
+    const others = foreignUnits(sf, foreignRefs);
     lowering = lowerToWasm([...scalar, ...others.cands], { cacheDir: options.cacheDir, ...own, foreign: others.resolve });
     if (others.files.length) dependencies = others.files;
   }
@@ -492,14 +492,13 @@ function innerSource(name: string, g: FnNode, a: number, kind: InnerKind): strin
     '}'].join('\n');
 }
 
-/** The value of a module-level `const name = <number>` (what a Wasm sweep may read from module scope). */
 /**
  * The marked functions of other files that `sf`'s functions call (and those that these call, file by file), as
  * candidates of `sf`'s Wasm module under names prefixed per file: a Wasm module cannot call into another, so the
  * sweeps of a callee in another file are compiled into the caller's module too (its own file's module has them as
  * well). `resolve` maps the text of a call in any of these files to the callee's prefix in the module.
  */
-function foreignUnits(sf: SourceFile, refs: Map<string, FnNode>, options: ModuleOptions): { cands: WasmCandidate[]; files: string[]; resolve: (ref: string) => string | { why: string } | undefined } {
+function foreignUnits(sf: SourceFile, refs: Map<string, FnNode>): { cands: WasmCandidate[]; files: string[]; resolve: (ref: string) => string | { why: string } | undefined } {
   const self = sf.getFilePath();
   const units = new Map<string, { origin: WasmOrigin; unit: ScalarUnit } | { why: string }>();
   const cands: WasmCandidate[] = [];

@@ -173,7 +173,8 @@ export function assemblyScriptOf(cands: WasmCandidate[], opts: WasmOptions): { s
     try {
       const gradient = c.gfwd ? `\n\n${c.gfwd}${c.grev ? `\n\n${c.grev}` : ''}` : '';
       const r = toAssemblyScript(`${primalSource(c.norm)}\n\n${c.fwd}\n\n${c.rev}${gradient}`, scope);
-      // Another file's functions and those that return an array are called by the sweeps of this module only, never through the exported wrappers.
+      // Another file's functions, and those that return an array, are called by the sweeps of this module only,
+      // never through the exported wrappers: no integer version.
       const ints = c.origin || c.fn.returns === 'arr' ? new Set<string>() : integerParams(c);
       if (ints.size) {
         // The sweeps again with those parameters as integers; the wrappers choose per call (see IntVersion).
