@@ -91,10 +91,20 @@ function scalarOnly(ad: Adjoint, op: string): void {
 const selfOf = (ad: Adjoint, self: unknown) => (self === undefined || self === globalThis ? ad.self : self);
 
 /**
- * `x` when its argument checks hold for as long as it lives: a Float64Array's length and buffer are fixed,
- * unless the buffer is resizable (a number[] can change length).
+ * The argument check of an entry of a function of one array: `full` runs only when the argument is not the one
+ * it last passed, or the call has another number of arguments. Its checks hold for as long as a Float64Array
+ * lives (its length and buffer are fixed, unless the buffer is resizable; a number[] can change length, so it
+ * is checked every call): an optimisation loop passes the same array every step, and reading `.buffer` each
+ * call was a tenth of a gradient of 100 values.
  */
-const lasting = (x: unknown) => (x instanceof Float64Array && !(x.buffer as ArrayBuffer & { resizable?: boolean }).resizable ? x : undefined);
+function checkedOnce(full: (args: IArguments) => void): (args: IArguments, x: unknown) => void {
+  let checked: unknown;
+  return (args, x) => {
+    if (x === checked && args.length === 1) return;
+    full(args);
+    checked = x instanceof Float64Array && !(x.buffer as ArrayBuffer & { resizable?: boolean }).resizable ? x : undefined;
+  };
+}
 
 /**
  * NO_FINALLY: the entry points release their tape after the sweeps, not in a `finally`. A sweep that throws
@@ -284,16 +294,7 @@ function arrayFastPath(ad: Adjoint, an: number, sweeps: Pick<Adjoint, 'fwd' | 'r
   };
   const direct = (sweeps as Adjoint['grad'])?.direct;
   const one = direct?.one;
-  // f(x) of one array: the checks of the last Float64Array argument hold for as long as it lives (see
-  // lasting): an optimisation loop passes the same array every step, and reading `.buffer` each call was a
-  // tenth of a gradient of 100 values.
-  let checked: unknown;
-  const check = (args: IArguments, x: unknown) => {
-    if (x === checked && args.length === 1) return;
-    checkArgs(ad, args);
-    into(args);
-    checked = lasting(x);
-  };
+  const check = checkedOnce((args) => { checkArgs(ad, args); into(args); });
   if (one) {
     return function (this: unknown, x: unknown) {
       check(arguments, x);
@@ -360,14 +361,11 @@ export function valueAndGrad<F extends Fn, A extends number | readonly number[] 
   checkArgnums(ad, an);
   if (an === 0 && ad.params.length === 1 && ad.params[0] === 'arr' && ad.returns === 'num') {
     // f(x) of one array, the call of an optimisation loop that logs its loss: the sweeps called as they are
-    // (or both Wasm sweeps in one frame), the argument checked again only when it is a new array (see grad).
+    // (or both Wasm sweeps in one frame), the argument checked again only when it is a new array.
     const { fwd, rev, valueOne } = ad;
-    let checked: unknown;
+    const check = checkedOnce((args) => checkArgs(ad, args));
     return function (this: unknown, x: unknown) {
-      if (x !== checked || arguments.length !== 1) {
-        checkArgs(ad, arguments);
-        checked = lasting(x);
-      }
+      check(arguments, x);
       if (valueOne) return valueOne(x as Float64Array);
       const g = new Float64Array((x as ArrayLike<number>).length);
       const t = acquireTape();

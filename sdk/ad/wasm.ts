@@ -178,6 +178,13 @@ function copyOut(src: Float64Array): Float64Array {
   return out;
 }
 
+/** A gradient read from its slot: copied into `out` when given, else into a new array. */
+function deliver(g: Float64Array, out: Float64Array | undefined): Float64Array {
+  if (!out) return copyOut(g);
+  copy(out, g, g.length);
+  return out;
+}
+
 /**
  * fwd/rev over module `m`'s exports for the function generated with `prefix`; for the gradient sweeps also
  * `direct`, which runs both at once (see DirectGradient).
@@ -275,10 +282,7 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
         callWith(R, ra);
       }
       const j = arrayIndex[which]!;
-      const g = m.slot(id, 2 * j + 1, fa[1 + j]!);
-      if (!out) return copyOut(g);
-      copy(out, g, g.length);
-      return out;
+      return deliver(m.slot(id, 2 * j + 1, fa[1 + j]!), out);
     } catch (e) {
       throw m.failure(e, name, primal && (() => primal(...Array.prototype.slice.call(args, 0, nP))));
     } finally {
@@ -286,46 +290,38 @@ export function wasmSweeps(m: ScalarWasmModule, prefix: string, name: string, pa
     }
   }
   // f(x) of one array: the argument list, the export's and the frame's bookkeeping without loops or `arguments`
-  // (Rosenbrock n = 100, grad into a given array: a fifth of the call).
+  // (Rosenbrock n = 100, grad into a given array: a fifth of the call). `body` runs the sweeps in a frame whose
+  // slot 0 holds x and slot 1 is sized for its adjoint.
+  const oneArray = <T, O>(x: Float64Array | number[], body: (id: number, n: number, o: O) => T, o: O): T => {
+    const id = m.take();
+    try {
+      const n = x.length;
+      copy(m.slot(id, 0, n), x, n);
+      m.slot(id, 1, n);
+      return body(id, n, o);
+    } catch (e) {
+      throw m.failure(e, name, primal && (() => primal(x)));
+    } finally {
+      m.release(id);
+    }
+  };
   if (gradient && G && nA === 1 && nN === 0) {
-    (direct as DirectGradient).one = (x, out) => {
-      const id = m.take();
-      try {
-        const n = x.length;
-        copy(m.slot(id, 0, n), x, n);
-        m.slot(id, 1, n);
-        G(id, n);
-        const g = m.slot(id, 1, n);
-        if (!out) return copyOut(g);
-        copy(out, g, n);
-        return out;
-      } catch (e) {
-        throw m.failure(e, name, primal && (() => primal(x)));
-      } finally {
-        m.release(id);
-      }
+    const both = (id: number, n: number, out: Float64Array | undefined) => {
+      G(id, n);
+      return deliver(m.slot(id, 1, n), out);
     };
+    (direct as DirectGradient).one = (x, out) => oneArray(x, both, out);
   }
   if (!gradient && nA === 1 && nN === 0) {
     // valueAndGrad of f(x): both general sweeps in one frame, without the JS tape or the copies of the
     // caller's adjoints in and out (Rosenbrock n = 10,000: 94 against 55 us for grad before it).
-    const valueOne = (x: Float64Array | number[]): [number, Float64Array] => {
-      const id = m.take();
-      try {
-        const n = x.length;
-        copy(m.slot(id, 0, n), x, n);
-        m.slot(id, 1, n);
-        const v = F(id, n);
-        m.slot(id, 1, n).fill(0); // the forward sweep may have grown the memory: m.slot sees that
-        R(id, 1);
-        return [v, copyOut(m.slot(id, 1, n))];
-      } catch (e) {
-        throw m.failure(e, name, primal && (() => primal(x)));
-      } finally {
-        m.release(id);
-      }
+    const valueAndAdjoint = (id: number, n: number): [number, Float64Array] => {
+      const v = F(id, n);
+      m.slot(id, 1, n).fill(0); // the forward sweep may have grown the memory: m.slot sees that
+      R(id, 1);
+      return [v, copyOut(m.slot(id, 1, n))];
     };
-    return { fwd, rev, valueOne };
+    return { fwd, rev, valueOne: (x) => oneArray(x, valueAndAdjoint, undefined) };
   }
   return gradient ? { fwd, rev, direct } : { fwd, rev };
 }

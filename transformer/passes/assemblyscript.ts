@@ -264,6 +264,10 @@ const f64Lit = (v: number): string => (Number.isInteger(v) ? `${v}.0` : String(v
 
 function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<string>, constants: Map<string, number>, ints: Set<string>, shape?: HelperShape, version?: IntVersion): string {
   const types = new Map<string, Ty>();
+  /** A module-level name of this source's file as the module knows it (see AsScope.qualify). */
+  const own = (name: string) => scope.qualify?.(name) ?? name;
+  /** A read of the module constant `name` (qualified), whose value is `c`. */
+  const constantRef = (name: string, c: number): V => { constants.set(own(name), c); return { s: asName(own(name)), t: 'f64' }; };
   /** Locals holding a rule's tuple of gradients: the kinds of its elements (element i is the local `<name>$g<i>`). */
   const tuples = new Map<string, ('f64' | 'arr')[]>();
   const fail = (n: ts.Node, why: string): never => { throw new NotLowerable(`${why} (\`${n.getText().slice(0, 80)}\`)`); };
@@ -418,7 +422,7 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
       if (t) return { s: name, t };
       if (name === 'NaN' || name === 'Infinity') return { s: name, t: 'f64' };
       const c = scope.constant(name);
-      if (c !== undefined) { const q = scope.qualify?.(name) ?? name; constants.set(q, c); return { s: asName(q), t: 'f64' }; }
+      if (c !== undefined) return constantRef(name, c);
       return fail(n, `it reads \`${name}\` from outside the function (of module-level values, only a \`const\` set to a number literal lowers: pass others as arguments)`);
     }
     if (ts.isNumericLiteral(n)) {
@@ -492,7 +496,7 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
       }
       // A numeric constant of another file, through a namespace import (`u.K`).
       const c = ts.isIdentifier(n.expression) && !types.has(base) ? scope.constant(`${base}.${name}`) : undefined;
-      if (c !== undefined) { const q = scope.qualify?.(`${base}$$${name}`) ?? `${base}$$${name}`; constants.set(q, c); return { s: asName(q), t: 'f64' }; }
+      if (c !== undefined) return constantRef(`${base}$$${name}`, c);
       return fail(n, `it reads ${n.getText()}`);
     }
     if (ts.isNewExpression(n)) {
@@ -556,6 +560,9 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     return { s: `${name} ${op} ${f64(r)}`, t };
   };
 
+  /** A call's arguments: sweeps and primals take numbers as f64 and arrays (and the tape) as they are. */
+  const callArgs = (args: ts.NodeArray<ts.Expression>) => args.map((a) => { const x = expr(a); return x.t === 'arr' || x.t === 'tape' ? x.s : f64(x); }).join(', ');
+
   /** The module function a call of another file's marked function runs (recorded in `calls`), or undefined for other calls. */
   const foreignCall = (callee: ts.Expression): string | undefined => {
     if (!scope.foreign) return undefined;
@@ -570,7 +577,7 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
       }
     } else if (ts.isIdentifier(callee) || ts.isPropertyAccessExpression(callee)) {
       const id = ts.isIdentifier(callee) ? callee.text : undefined;
-      if (id === undefined || (!scope.functions.has(scope.qualify?.(id) ?? id) && !scope.helper?.(id))) ref = callee.getText();
+      if (id === undefined || (!scope.functions.has(own(id)) && !scope.helper?.(id))) ref = callee.getText();
     }
     if (ref === undefined) return undefined;
     const prefix = scope.foreign(ref);
@@ -585,18 +592,18 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
     const callee = n.expression;
     // Another file's marked function: its primal `g(...)`, or its sweeps `(g$ad ??= $pb.adjointOf(g)).fwd(...)`.
     const other = foreignCall(callee);
-    if (other) return { s: `${asName(other)}(${args.map((a) => { const x = expr(a); return x.t === 'arr' || x.t === 'tape' ? x.s : f64(x); }).join(', ')})`, t: 'f64' };
+    if (other) return { s: `${asName(other)}(${callArgs(args)})`, t: 'f64' };
     if (ts.isIdentifier(callee)) {
-      const own = scope.qualify?.(callee.text) ?? callee.text;
-      const helper = scope.functions.has(own) ? undefined : scope.helper?.(callee.text);
-      if (!scope.functions.has(own) && !helper) {
+      const name = own(callee.text);
+      const helper = scope.functions.has(name) ? undefined : scope.helper?.(callee.text);
+      if (!scope.functions.has(name) && !helper) {
         return fail(n, `it calls ${callee.text}, which is not a function declaration of this file or a marked function of another ` +
           '(calls to arrow functions, function expressions and unmarked functions of other files stay on JS)');
       }
-      calls.add(own);
+      calls.add(name);
       // Sweeps and primals take numbers as f64 and arrays as arrays; they return f64 (or nothing: used as
       // statements). Plain functions take what their parameters say.
-      const printed = `${asName(own)}(${args.map((a) => { const x = expr(a); return x.t === 'arr' || x.t === 'tape' ? x.s : f64(x); }).join(', ')})`;
+      const printed = `${asName(name)}(${callArgs(args)})`;
       if (helper?.tuple && !tuple) return fail(n, `the gradients of the rule ${callee.text} used other than as \`const d = ${callee.text}(...)\``);
       return { s: printed, t: !helper || helper.returns === 'void' ? 'f64' : helper.returns };
     }
@@ -796,5 +803,5 @@ function printFunction(fn: ts.FunctionDeclaration, scope: AsScope, calls: Set<st
   ];
   const last = body.statements[body.statements.length - 1];
   if (cacheTape && !(last && ts.isReturnStatement(last))) lines.push('$t.sp = $$sp;');
-  return [`function ${asName((scope.qualify?.(fn.name!.text) ?? fn.name!.text) + (version?.suffix ?? ''))}(${params.join(', ')}): ${asType[ret]} {`, ...ind([...prologue, ...lines]), '}'].join('\n');
+  return [`function ${asName(own(fn.name!.text) + (version?.suffix ?? ''))}(${params.join(', ')}): ${asType[ret]} {`, ...ind([...prologue, ...lines]), '}'].join('\n');
 }
